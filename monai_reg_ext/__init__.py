@@ -1,0 +1,30 @@
+"""monai_reg_ext: what MONAI lacks for deep-learning image registration.
+
+Conventions (DDF layout, units, moving vs fixed) are written once in ``docs/conventions.md``.
+"""
+
+from __future__ import annotations
+
+from .spatial import (
+    affine_to_ddf,
+    compose_ddf,
+    ddf_mm_to_voxel,
+    ddf_voxel_to_mm,
+    dvf_to_ddf,
+    jacobian_determinant,
+    resize_ddf,
+    warp_image,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "warp_image",
+    "dvf_to_ddf",
+    "affine_to_ddf",
+    "compose_ddf",
+    "resize_ddf",
+    "jacobian_determinant",
+    "ddf_voxel_to_mm",
+    "ddf_mm_to_voxel",
+]

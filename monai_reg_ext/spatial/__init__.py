@@ -1,0 +1,20 @@
+"""Spatial core: warping, DDF algebra and physical-unit conversion (see ``docs/conventions.md``)."""
+
+from __future__ import annotations
+
+from .ddf import affine_to_ddf, compose_ddf, dvf_to_ddf, jacobian_determinant, resize_ddf
+from .physical import ddf_mm_to_voxel, ddf_voxel_to_mm
+from .warp import check_ddf, identity_grid, warp_image
+
+__all__ = [
+    "warp_image",
+    "identity_grid",
+    "check_ddf",
+    "dvf_to_ddf",
+    "affine_to_ddf",
+    "compose_ddf",
+    "resize_ddf",
+    "jacobian_determinant",
+    "ddf_voxel_to_mm",
+    "ddf_mm_to_voxel",
+]
