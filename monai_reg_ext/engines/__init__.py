@@ -1,1 +1,15 @@
-"""Package placeholder; filled by its own module owner."""
+"""Registration training and evaluation on MONAI's Ignite engines."""
+
+from __future__ import annotations
+
+from .batch import prepare_registration_batch
+from .handlers import DatasetEpochHandler, LossTermsHandler
+from .workflows import create_evaluator, create_trainer
+
+__all__ = [
+    "prepare_registration_batch",
+    "DatasetEpochHandler",
+    "LossTermsHandler",
+    "create_trainer",
+    "create_evaluator",
+]

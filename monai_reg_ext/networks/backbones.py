@@ -74,7 +74,9 @@ def to_jsonable(value: Any) -> Any:
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    raise ValueError(f"config: expected plain JSON-able values (None, bool, int, float, str, list, dict), got {value!r}.")
+    raise ValueError(
+        f"config: expected plain JSON-able values (None, bool, int, float, str, list, dict), got {value!r}."
+    )
 
 
 def resolve_backbone_kwargs(name: str, backbone_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -142,7 +144,9 @@ def build_backbone(
             )
         if out_channels != spatial_dims:
             raise ValueError(f"globalnet: expected out_channels == spatial_dims == {spatial_dims}, got {out_channels}.")
-        return GlobalNet(image_size=[int(s) for s in image_size], spatial_dims=spatial_dims, in_channels=in_channels, **kw)
+        return GlobalNet(
+            image_size=[int(s) for s in image_size], spatial_dims=spatial_dims, in_channels=in_channels, **kw
+        )
     if name == "voxelmorph":
         if out_channels != spatial_dims:
             raise ValueError(

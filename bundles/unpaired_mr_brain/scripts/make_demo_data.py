@@ -1,0 +1,580 @@
+"""Deterministic demo data for the ``unpaired_mr_brain`` bundle, made from the real MNI ICBM152 2009a template.
+
+What is real: the MNI ICBM152 2009a symmetric T1 template and its grey/white-matter probability maps (a population
+average of 152 adults, shipped inside the nilearn wheel). What is synthetic: every "subject" is that one template under
+an independent random smooth diffeomorphic deformation plus intensity changes (bias field, gamma, Rician noise); the
+subjects are NOT different people. See ``bundles/unpaired_mr_brain/docs/data.md``.
+
+Usage (from the repository root)::
+
+    pip download --no-deps nilearn -d /tmp/nl   # or: pip install nilearn (optional, used by this script only)
+    python bundles/unpaired_mr_brain/scripts/make_demo_data.py --source /tmp/nl/nilearn-*.whl \\
+        --output bundles/unpaired_mr_brain/data
+    python bundles/unpaired_mr_brain/scripts/make_demo_data.py --source /tmp/nl/nilearn-*.whl \\
+        --output bundles/unpaired_mr_brain/data --check      # regenerate in a temp dir, compare sha256
+
+``--source`` is a nilearn wheel, the word ``nilearn`` (the installed package), or a folder holding the three files.
+
+Output layout (DeepReg "unpaired" layout; DDF convention in ``docs/conventions.md``)::
+
+    data/{train,val,test}/images/subject_XXX.nii.gz   uint8 (X, Y, Z), min-max scaled to 0-255
+    data/{train,val,test}/labels/subject_XXX.nii.gz   uint8 one-hot (X, Y, Z, 2), channels [GM, WM]
+    data/test/pairs.json                              test pairs: moving, fixed, labels, true DDF
+    data/test/true_ddf/pair_XX.nii.gz                 int16 (X, Y, Z, 3), scl_slope 0.01: VOXEL DDF (our convention,
+                                                      pull, channel k = array axis k), NOT an ITK displacement field
+    data/test/baseline.json                           "no registration" Dice and displacement, true-DDF ceiling
+    data/example/{moving,fixed,moving_label,fixed_label}.nii.gz   = test pair 0
+    data/manifest.json                                sha256 of every file + generator parameters
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import math
+import shutil
+import sys
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+from scipy import ndimage
+
+try:  # the repository root on the path when the script is run as a file
+    import monai_reg_ext  # noqa: F401
+except ImportError:  # pragma: no cover
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+
+from monai_reg_ext import compose_ddf, ddf_voxel_to_mm, dvf_to_ddf, jacobian_determinant, warp_image
+
+try:
+    from monai_reg_ext.data import random_smooth_ddf
+except ImportError:  # not re-exported by the package yet
+    from monai_reg_ext.data.synthetic import random_smooth_ddf
+
+__all__ = [
+    "DEFAULTS",
+    "SOURCE_FILES",
+    "load_source",
+    "target_grid",
+    "random_velocity",
+    "subject_deformation",
+    "generate",
+    "check",
+    "main",
+]
+
+#: The three files read from nilearn (``nilearn/datasets/data/``).
+SOURCE_FILES = {
+    "t1": "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz",
+    "gm": "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz",
+    "wm": "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz",
+}
+_NILEARN_DATA = "nilearn/datasets/data"
+
+#: Generator parameters (recorded in manifest.json; ``--check`` regenerates with the recorded ones).
+DEFAULTS = {
+    "shape": [64, 80, 64],  # voxels, divisible by 8
+    "spacing": 2.5,  # mm, isotropic
+    "n_train": 16,
+    "n_val": 4,
+    "n_test": 4,
+    "seed_train": 1000,  # subject k of a split uses seed = seed_<split> + k
+    "seed_val": 2000,
+    "seed_test": 3000,
+    "max_displacement": 3.0,  # voxels: maximum displacement norm of each subject's field (7.5 mm)
+    "smoothness": 7.0,  # voxels: Gaussian sigma of the random velocity field (17.5 mm)
+    "inverse_iterations": 10,  # fixed-point polishing steps of each inverse
+    "bias_max": 0.2,  # log bias field amplitude drawn in [0, bias_max]: factors within exp(+-0.2) = [0.82, 1.22]
+    "gamma_range": [0.8, 1.25],  # log-uniform
+    "noise_std": 0.02,  # Rician noise sigma, on intensities in [0, 1]
+    "ddf_scale": 0.02,  # voxels per int16 step in true_ddf files (scl_slope)
+}
+
+
+# ----------------------------------------------------------------------------------------------------------- source
+def _read_nifti_bytes(data: bytes) -> nib.Nifti1Image:
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    return nib.Nifti1Image.from_bytes(data)
+
+
+def _source_bytes(source: str | None) -> tuple[dict[str, bytes], str]:
+    """Raw (compressed) bytes of the three source files and a description of where they came from."""
+    if source is None or source == "nilearn":
+        try:
+            import nilearn  # optional dependency of this script only
+        except ImportError as err:
+            raise ValueError(
+                "--source: nilearn is not installed; pass a nilearn wheel (`pip download --no-deps nilearn`) or a "
+                f"folder holding {sorted(SOURCE_FILES.values())}."
+            ) from err
+        folder = Path(nilearn.__file__).parent / "datasets" / "data"
+        return {k: (folder / v).read_bytes() for k, v in SOURCE_FILES.items()}, f"installed nilearn {folder}"
+    path = Path(source)
+    if path.is_file() and zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+            missing = [f"{_NILEARN_DATA}/{v}" for v in SOURCE_FILES.values() if f"{_NILEARN_DATA}/{v}" not in names]
+            if missing:
+                raise ValueError(f"--source: wheel {path} lacks {missing}.")
+            return {k: zf.read(f"{_NILEARN_DATA}/{v}") for k, v in SOURCE_FILES.items()}, f"wheel {path.name}"
+    if path.is_dir():
+        for folder in (path, path / _NILEARN_DATA, path / "datasets" / "data"):
+            if all((folder / v).is_file() for v in SOURCE_FILES.values()):
+                return {k: (folder / v).read_bytes() for k, v in SOURCE_FILES.items()}, f"folder {folder}"
+    raise ValueError(
+        f"--source: expected a nilearn wheel, 'nilearn' or a folder holding {sorted(SOURCE_FILES.values())}, "
+        f"got {source!r}."
+    )
+
+
+def load_source(source: str | None) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, str], str]:
+    """Load T1, GM and WM as float64 arrays scaled to [0, 1] (divided by 255, their uint8 maximum).
+
+    Returns:
+        ``(volumes, affine, sha256 of each source file, description)``; all three must share shape and affine.
+    """
+    raw, where = _source_bytes(source)
+    volumes, affine = {}, None
+    for key, data in raw.items():
+        img = _read_nifti_bytes(data)
+        arr = np.asarray(img.dataobj, dtype=np.float64)
+        if arr.ndim != 3:
+            raise ValueError(f"source {key}: expected a 3-D volume, got shape {arr.shape}.")
+        volumes[key] = np.clip(arr / 255.0, 0.0, 1.0)
+        if affine is None:
+            affine = img.affine
+        elif not np.allclose(affine, img.affine) or arr.shape != volumes["t1"].shape:
+            raise ValueError(f"source {key}: shape/affine differ from the T1's ({arr.shape} vs {volumes['t1'].shape}).")
+    hashes = {SOURCE_FILES[k]: hashlib.sha256(v).hexdigest() for k, v in raw.items()}
+    return volumes, np.asarray(affine, dtype=np.float64), hashes, where
+
+
+# ------------------------------------------------------------------------------------------------------------- grid
+def _brain_mask(volumes: dict[str, np.ndarray]) -> np.ndarray:
+    return (volumes["t1"] > 0.05) | (volumes["gm"] + volumes["wm"] > 0.5)
+
+
+def target_grid(volumes: dict[str, np.ndarray], src_affine: np.ndarray, shape: Sequence[int], spacing: float):
+    """RAS affine of the demo grid: ``spacing`` mm isotropic, axes as RAS, centred on the brain's bounding box.
+
+    Raises:
+        ValueError: if the brain (T1 > 5 % or GM + WM > 0.5) does not fit in the grid.
+    """
+    idx = np.argwhere(_brain_mask(volumes))
+    if idx.size == 0:
+        raise ValueError("source: empty brain mask (T1 > 0.05 or GM + WM > 0.5).")
+    corners = np.array([[a, b, c] for a in (0, 1) for b in (0, 1) for c in (0, 1)], dtype=np.float64)
+    lo, hi = idx.min(0).astype(np.float64), idx.max(0).astype(np.float64)
+    world = (src_affine[:3, :3] @ (lo + corners * (hi - lo)).T).T + src_affine[:3, 3]
+    wlo, whi = world.min(0), world.max(0)
+    shape = np.asarray(shape, dtype=np.float64)
+    extent = spacing * (shape - 1)
+    if np.any(whi - wlo > extent + 1e-6):
+        raise ValueError(
+            f"the brain ({np.round(whi - wlo, 1).tolist()} mm) does not fit in the grid "
+            f"({np.round(extent, 1).tolist()} mm = {shape.astype(int).tolist()} voxels of {spacing} mm)."
+        )
+    origin = np.round((wlo + whi) / 2 - extent / 2, 3)
+    affine = np.diag([spacing, spacing, spacing, 1.0])
+    affine[:3, 3] = origin
+    margins = {"low_mm": np.round(wlo - origin, 2).tolist(), "high_mm": np.round(origin + extent - whi, 2).tolist()}
+    return affine, margins
+
+
+def _world_to_source_index(points_vox: np.ndarray, tgt_affine: np.ndarray, src_affine: np.ndarray) -> np.ndarray:
+    """Map target-grid voxel coordinates ``(3, N)`` to source voxel coordinates ``(3, N)``."""
+    m = np.linalg.inv(src_affine) @ tgt_affine
+    return m[:3, :3] @ points_vox + m[:3, 3:4]
+
+
+def _antialias(volumes: dict[str, np.ndarray], src_affine: np.ndarray, spacing: float) -> dict[str, np.ndarray]:
+    """Gaussian pre-filter, sigma = (factor - 1) / 2 source voxels per axis (factor = target / source spacing)."""
+    src_spacing = np.linalg.norm(src_affine[:3, :3], axis=0)
+    sigma = np.maximum((spacing / src_spacing - 1.0) / 2.0, 0.0)
+    return {k: ndimage.gaussian_filter(v, sigma=sigma, mode="nearest") for k, v in volumes.items()}
+
+
+def _sample(
+    smoothed: dict[str, np.ndarray], tgt_affine: np.ndarray, src_affine: np.ndarray, shape, ddf: np.ndarray | None
+):
+    """Sample the (pre-filtered) source at ``x + ddf(x)`` for every target voxel ``x`` (one linear interpolation).
+
+    Returns:
+        dict of float64 arrays of ``shape``: ``t1`` and the label probabilities ``bg``, ``gm``, ``wm``.
+    """
+    grid = np.stack(np.meshgrid(*[np.arange(s, dtype=np.float64) for s in shape], indexing="ij"))
+    if ddf is not None:
+        grid = grid + ddf
+    coords = _world_to_source_index(grid.reshape(3, -1), tgt_affine, src_affine)
+    out = {k: ndimage.map_coordinates(v, coords, order=1, mode="nearest").reshape(shape) for k, v in smoothed.items()}
+    out["bg"] = np.clip(1.0 - out["gm"] - out["wm"], 0.0, 1.0)  # CSF and outside the brain
+    return out
+
+
+def _one_hot(probs: dict[str, np.ndarray]) -> np.ndarray:
+    """Argmax of (background, GM, WM): uint8 one-hot ``(X, Y, Z, 2)`` with channels [GM, WM] (disjoint)."""
+    arg = np.argmax(np.stack([probs["bg"], probs["gm"], probs["wm"]]), axis=0)
+    return np.stack([arg == 1, arg == 2], axis=-1).astype(np.uint8)
+
+
+# ------------------------------------------------------------------------------------------------------- deformation
+def random_velocity(shape: Sequence[int], smoothness: float, seed: int) -> torch.Tensor:
+    """Smooth random velocity field with max norm 1 voxel, free of border peaks.
+
+    ``random_smooth_ddf(..., diffeomorphic=False)`` smooths with replicate padding, which gives the voxels at the faces
+    and corners a much larger variance; normalising by the maximum norm then leaves the interior ~4-8x weaker than
+    asked. The field is therefore drawn on a grid padded by ``3 * smoothness`` voxels on every side, cropped back to
+    ``shape`` and normalised on the crop.
+
+    Returns:
+        ``(1, 3, *shape)`` float64, max norm 1 voxel.
+    """
+    pad = int(math.ceil(3.0 * smoothness))
+    big = [int(n) + 2 * pad for n in shape]
+    v = random_smooth_ddf(big, 1.0, smoothness, seed=seed, diffeomorphic=False, dtype=torch.float64)
+    v = v[:, :, pad : pad + shape[0], pad : pad + shape[1], pad : pad + shape[2]]
+    return v / v.norm(dim=1).max()
+
+
+def subject_deformation(shape: Sequence[int], max_displacement: float, smoothness: float, seed: int, iterations: int):
+    """Diffeomorphic subject DDF ``d`` (max norm ``max_displacement`` voxels) and its inverse.
+
+    ``d = dvf_to_ddf(s * v)`` with ``v`` from :func:`random_velocity` and ``s`` set (one secant step) so that
+    ``max |d| = max_displacement``. Inverse: ``dvf_to_ddf(-s * v)`` polished by ``iterations`` fixed-point steps of
+    ``inv(x) = -d(x + inv(x))``, i.e. ``compose_ddf(first=d, second=inv) ~= 0`` and
+    ``warp_image(warp_image(img, d), inv) ~= img``.
+
+    Returns:
+        ``(d, inv)``, each ``(1, 3, *shape)`` float64 in voxels.
+    """
+    v = random_velocity(shape, smoothness, seed)
+    s = float(max_displacement)
+    ddf = dvf_to_ddf(v * s)
+    s *= max_displacement / max(float(ddf.norm(dim=1).max()), 1e-12)
+    ddf = dvf_to_ddf(v * s)
+    inv = dvf_to_ddf(-v * s)
+    for _ in range(iterations):
+        inv = -warp_image(ddf, inv, mode="bilinear", padding_mode="border")
+    return ddf, inv
+
+
+def _bias_field(rng: np.random.Generator, shape, amplitude: float) -> np.ndarray:
+    """Smooth multiplicative field ``exp(a * b)``, ``b`` = trilinear upsampling of a 4x4x4 normal grid, max |b| = 1."""
+    coarse = torch.from_numpy(rng.standard_normal((1, 1, 4, 4, 4)))
+    b = torch.nn.functional.interpolate(coarse, size=tuple(shape), mode="trilinear", align_corners=True)[0, 0].numpy()
+    b = b - b.mean()
+    return np.exp(amplitude * b / max(np.abs(b).max(), 1e-12))
+
+
+def _to_uint8(x: np.ndarray) -> np.ndarray:
+    lo, hi = float(x.min()), float(x.max())
+    return np.round((x - lo) / max(hi - lo, 1e-12) * 255.0).astype(np.uint8)
+
+
+def _make_subject(seed: int, smoothed, tgt_affine, src_affine, p: dict) -> dict:
+    shape = tuple(p["shape"])
+    ddf, inv = subject_deformation(shape, p["max_displacement"], p["smoothness"], seed, p["inverse_iterations"])
+    sampled = _sample(smoothed, tgt_affine, src_affine, shape, ddf[0].numpy())
+    clean = sampled["t1"]
+    rng = np.random.default_rng([seed, 7])
+    lo_g, hi_g = p["gamma_range"]
+    gamma = float(np.exp(rng.uniform(np.log(lo_g), np.log(hi_g))))
+    amplitude = float(rng.uniform(0.0, p["bias_max"]))
+    bias = _bias_field(rng, shape, amplitude)
+    img = np.clip(clean, 0.0, 1.0) ** gamma * bias
+    sigma = p["noise_std"]
+    img = np.sqrt((img + sigma * rng.standard_normal(shape)) ** 2 + (sigma * rng.standard_normal(shape)) ** 2)
+    img = img * (clean > 0.01)  # skull-stripped like the template: zero outside the (deformed) brain
+    label = _one_hot(sampled)
+    brain = torch.from_numpy(label.any(-1))
+    res_fwd = compose_ddf(first=ddf, second=inv).norm(dim=1)[0][brain]  # the one the pair DDFs rely on
+    res_bwd = compose_ddf(first=inv, second=ddf).norm(dim=1)[0][brain]
+    jac = jacobian_determinant(ddf)
+    return {
+        "image": _to_uint8(img),
+        "label": label,
+        "clean": clean,
+        "ddf": ddf,
+        "inverse": inv,
+        "info": {
+            "seed": seed,
+            "gamma": round(gamma, 4),
+            "bias_log_amplitude": round(amplitude, 4),
+            "mean_disp_vox_in_brain": round(float(ddf.norm(dim=1)[0][brain].mean()), 4),
+            "jacobian_min": round(float(jac.min()), 4),
+            "inverse_residual_max_vox_in_brain": [round(float(res_fwd.max()), 5), round(float(res_bwd.max()), 5)],
+        },
+    }
+
+
+# ------------------------------------------------------------------------------------------------------------ output
+def _nifti(data: np.ndarray, affine: np.ndarray, descrip: str) -> nib.Nifti1Image:
+    img = nib.Nifti1Image(data, affine)
+    img.header.set_qform(affine, code=1)
+    img.header.set_sform(affine, code=1)
+    img.header.set_xyzt_units("mm")
+    img.header["descrip"] = descrip[:79].encode()
+    return img
+
+
+def _save(img: nib.Nifti1Image, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(img, str(path))  # nibabel's gzip writer stores no time stamp: same bytes on every run
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    s = float(a.sum() + b.sum())
+    return 2.0 * float((a & b).sum()) / s if s > 0 else 1.0
+
+
+def _warp_label(label: np.ndarray, ddf: torch.Tensor) -> np.ndarray:
+    """Warp a one-hot (X, Y, Z, 2) label: bilinear on (bg, GM, WM), then argmax (stays one-hot)."""
+    onehot = torch.from_numpy(label.astype(np.float64)).permute(3, 0, 1, 2)
+    full = torch.cat([1.0 - onehot.sum(0, keepdim=True), onehot])[None]
+    arg = warp_image(full, ddf.to(torch.float64), mode="bilinear", padding_mode="border")[0].argmax(0).numpy()
+    return np.stack([arg == 1, arg == 2], axis=-1).astype(np.uint8)
+
+
+def _stats(values: list[float]) -> dict:
+    return {"mean": round(float(np.mean(values)), 4), "std": round(float(np.std(values)), 4)}
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def generate(source: str | None, output: str | Path, params: dict | None = None, verbose: bool = True) -> dict:
+    """Write the demo data set into ``output`` (cleared first) and return the manifest dict.
+
+    Args:
+        source: nilearn wheel path, ``"nilearn"``/None (installed package) or a folder with the three files.
+        output: destination folder (its ``train``, ``val``, ``test``, ``example`` and ``manifest.json`` are replaced).
+        params: overrides of :data:`DEFAULTS`.
+        verbose: print progress and the baseline.
+    """
+    p = {**DEFAULTS, **(params or {})}
+    unknown = set(p) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown parameters {sorted(unknown)}; expected keys of {sorted(DEFAULTS)}.")
+    p["shape"] = [int(s) for s in p["shape"]]
+    if len(p["shape"]) != 3 or min(p["shape"]) < 8:
+        raise ValueError(f"shape must be 3 sizes >= 8, got {p['shape']}.")
+    if p["n_test"] < 2 or p["n_train"] < 1 or p["n_val"] < 0:
+        raise ValueError(
+            f"need n_train >= 1, n_val >= 0, n_test >= 2; got {p['n_train']}, {p['n_val']}, {p['n_test']}."
+        )
+    say = print if verbose else (lambda *a, **k: None)
+    torch.use_deterministic_algorithms(True)
+
+    volumes, src_affine, src_hashes, where = load_source(source)
+    say(f"source: {where}, shape {volumes['t1'].shape}")
+    shape = tuple(p["shape"])
+    tgt_affine, margins = target_grid(volumes, src_affine, shape, float(p["spacing"]))
+    say(f"grid {shape} at {p['spacing']} mm, origin {tgt_affine[:3, 3].tolist()} mm, brain margins {margins}")
+    smoothed = _antialias(volumes, src_affine, float(p["spacing"]))
+
+    out = Path(output)
+    for sub in ("train", "val", "test", "example", "manifest.json"):
+        target = out / sub
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+    subjects_info, test_subjects = {}, []
+    for split in ("train", "val", "test"):
+        subjects_info[split] = []
+        for k in range(int(p[f"n_{split}"])):
+            subj = _make_subject(int(p[f"seed_{split}"]) + k, smoothed, tgt_affine, src_affine, p)
+            name = f"subject_{k:03d}.nii.gz"
+            _save(
+                _nifti(subj["image"], tgt_affine, "synthetic subject: MNI152 2009a T1, random warp"),
+                out / split / "images" / name,
+            )
+            _save(
+                _nifti(subj["label"], tgt_affine, "one-hot labels [GM, WM] (last axis)"), out / split / "labels" / name
+            )
+            subjects_info[split].append({"file": name, **subj["info"]})
+            if split == "test":
+                test_subjects.append(subj)
+            say(f"  {split}/{name}: {subj['info']}")
+
+    # test pairs: subject k -> subject k+1 (cyclic)
+    n = len(test_subjects)
+    pair_list = [(k, (k + 1) % n) for k in range(n)] if n > 2 else [(0, 1), (1, 0)]
+    pairs, baseline_pairs = [], []
+    r = torch.from_numpy(tgt_affine)
+    for idx, (i, j) in enumerate(pair_list):
+        mov, fix = test_subjects[i], test_subjects[j]
+        true = compose_ddf(first=mov["inverse"], second=fix["ddf"])  # (1, 3, *S) voxels on the fixed grid
+        q = torch.round(true / p["ddf_scale"])
+        if float(q.abs().max()) > 32767:
+            raise ValueError(f"pair {idx}: displacement {float(true.abs().max())} voxels overflows int16 at ddf_scale.")
+        ddf_img = _nifti(q[0].permute(1, 2, 3, 0).numpy().astype(np.int16), tgt_affine, "voxel DDF, pull, ch k=axis k")
+        ddf_img.header.set_slope_inter(p["ddf_scale"], 0.0)
+        ddf_name = f"true_ddf/pair_{idx:02d}.nii.gz"
+        _save(ddf_img, out / "test" / ddf_name)
+        stored = q * p["ddf_scale"]
+        entry = {
+            "moving": f"images/subject_{i:03d}.nii.gz",
+            "fixed": f"images/subject_{j:03d}.nii.gz",
+            "moving_label": f"labels/subject_{i:03d}.nii.gz",
+            "fixed_label": f"labels/subject_{j:03d}.nii.gz",
+            "ddf": ddf_name,
+        }
+        pairs.append(entry)
+
+        brain = fix["label"].any(-1)
+        mm = ddf_voxel_to_mm(stored, r)[0].norm(dim=0).numpy()
+        warped_label = _warp_label(mov["label"], stored)
+        warped_clean = warp_image(torch.from_numpy(mov["clean"])[None, None], stored)[0, 0].numpy()
+        baseline_pairs.append(
+            {
+                "pair": idx,
+                **{k: entry[k] for k in ("moving", "fixed", "ddf")},
+                "no_registration": {
+                    "dice_gm": round(_dice(mov["label"][..., 0] > 0, fix["label"][..., 0] > 0), 4),
+                    "dice_wm": round(_dice(mov["label"][..., 1] > 0, fix["label"][..., 1] > 0), 4),
+                    "mean_disp_mm_in_brain": round(float(mm[brain].mean()), 4),
+                    "max_disp_mm_in_brain": round(float(mm[brain].max()), 4),
+                    "clean_image_mae": round(float(np.abs(mov["clean"] - fix["clean"])[brain].mean()), 4),
+                    "true_ddf_jacobian_min": round(float(jacobian_determinant(stored).min()), 4),
+                },
+                "true_ddf": {
+                    "dice_gm": round(_dice(warped_label[..., 0] > 0, fix["label"][..., 0] > 0), 4),
+                    "dice_wm": round(_dice(warped_label[..., 1] > 0, fix["label"][..., 1] > 0), 4),
+                    "clean_image_mae": round(float(np.abs(warped_clean - fix["clean"])[brain].mean()), 4),
+                },
+            }
+        )
+    (out / "test" / "pairs.json").write_text(json.dumps(pairs, indent=2) + "\n")
+
+    summary = {}
+    for kind in ("no_registration", "true_ddf"):
+        keys = baseline_pairs[0][kind].keys()
+        summary[kind] = {k: _stats([b[kind][k] for b in baseline_pairs]) for k in keys}
+    baseline = {
+        "description": (
+            "Test pairs (moving -> fixed). no_registration: Dice of the moving vs fixed label, |true displacement| "
+            "in mm inside the fixed brain (GM or WM), mean |moving - fixed| of the noise-free intensities [0, 1] in "
+            "the brain. true_ddf: the same after warping the moving label (bilinear on bg/GM/WM, argmax) and the "
+            "noise-free moving image with the stored true DDF (the ceiling of this protocol)."
+        ),
+        "summary": summary,
+        "pairs": baseline_pairs,
+    }
+    (out / "test" / "baseline.json").write_text(json.dumps(baseline, indent=2) + "\n")
+
+    # example pair = test pair 0
+    first = pairs[0]
+    for dst, key in (
+        ("moving", "moving"),
+        ("fixed", "fixed"),
+        ("moving_label", "moving_label"),
+        ("fixed_label", "fixed_label"),
+    ):
+        (out / "example").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out / "test" / first[key], out / "example" / f"{dst}.nii.gz")
+
+    files = {
+        str(f.relative_to(out)).replace("\\", "/"): _sha256(f)
+        for f in sorted(out.rglob("*"))
+        if f.is_file() and f.name != "manifest.json" and f.parts[len(out.parts)] in ("train", "val", "test", "example")
+    }
+    manifest = {
+        "generator": "bundles/unpaired_mr_brain/scripts/make_demo_data.py",
+        "source": {"description": "MNI ICBM152 2009a symmetric (nilearn), T1 + GM + WM", "sha256": src_hashes},
+        "parameters": p,
+        "grid": {"shape": list(shape), "affine": tgt_affine.tolist(), "brain_margins": margins},
+        "subjects": subjects_info,
+        "versions": {
+            "numpy": np.__version__,
+            "scipy": _version("scipy"),
+            "torch": torch.__version__,
+            "nibabel": nib.__version__,
+        },
+        "files": files,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    say("baseline (mean +- std over test pairs):")
+    for kind, vals in summary.items():
+        say(f"  {kind}: " + ", ".join(f"{k} {v['mean']:.4f} +- {v['std']:.4f}" for k, v in vals.items()))
+    say(f"wrote {len(files)} files to {out} ({_folder_bytes(out) / 1e6:.2f} MB)")
+    return manifest
+
+
+def _version(module: str) -> str:
+    try:
+        return __import__(module).__version__
+    except Exception:  # pragma: no cover
+        return "unknown"
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def check(source: str | None, output: str | Path, verbose: bool = True) -> bool:
+    """Regenerate into a temporary folder with the parameters in ``output/manifest.json``; compare the sha256s.
+
+    Returns:
+        True when every file listed in the manifest is reproduced byte for byte (and no file is missing or extra).
+    """
+    manifest_path = Path(output) / "manifest.json"
+    if not manifest_path.is_file():
+        raise ValueError(f"--check: no manifest at {manifest_path}; generate the data first.")
+    manifest = json.loads(manifest_path.read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = generate(source, tmp, manifest["parameters"], verbose=False)
+    ok = True
+    expected, got = manifest["files"], fresh["files"]
+    for name in sorted(set(expected) | set(got)):
+        on_disk = Path(output) / name
+        disk_hash = _sha256(on_disk) if on_disk.is_file() else None
+        if expected.get(name) != got.get(name) or disk_hash != expected.get(name):
+            ok = False
+            if verbose:
+                print(
+                    f"MISMATCH {name}: manifest {expected.get(name)}, regenerated {got.get(name)}, on disk {disk_hash}"
+                )
+    if verbose:
+        print(f"check: {'OK' if ok else 'FAILED'} ({len(expected)} files in the manifest)")
+    return ok
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry point (see the module docstring)."""
+    default_out = Path(__file__).resolve().parents[1] / "data"
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--source", default=None, help="nilearn wheel, 'nilearn' (installed) or folder with the 3 files")
+    ap.add_argument("--output", default=str(default_out), help=f"output folder (default {default_out})")
+    ap.add_argument("--check", action="store_true", help="regenerate in a temp folder and compare with the manifest")
+    ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--shape", type=int, nargs=3, default=DEFAULTS["shape"], help="grid size in voxels")
+    for key in ("spacing", "max_displacement", "smoothness", "bias_max", "noise_std", "ddf_scale"):
+        ap.add_argument(f"--{key.replace('_', '-')}", type=float, default=DEFAULTS[key])
+    for key in ("n_train", "n_val", "n_test", "seed_train", "seed_val", "seed_test", "inverse_iterations"):
+        ap.add_argument(f"--{key.replace('_', '-')}", type=int, default=DEFAULTS[key])
+    ap.add_argument("--gamma-range", type=float, nargs=2, default=DEFAULTS["gamma_range"])
+    args = ap.parse_args(argv)
+    if args.check:
+        return 0 if check(args.source, args.output, verbose=not args.quiet) else 1
+    params = {k: getattr(args, k) for k in DEFAULTS}
+    params["shape"], params["gamma_range"] = list(args.shape), list(args.gamma_range)
+    generate(args.source, args.output, params, verbose=not args.quiet)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

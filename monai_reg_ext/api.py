@@ -1,0 +1,297 @@
+"""Python API: register a pair of images with a trained registration network.
+
+``register`` takes file paths, arrays or MONAI ``MetaTensor`` of any size and spacing, runs the network on its own
+grid and returns the DDF on the fixed image's native grid (see ``docs/conventions.md``).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.data import MetaTensor
+from monai.transforms import LoadImage, ResampleToMatch
+
+from .bundle import BundleModel, load_bundle
+from .spatial import resize_ddf, warp_image
+
+__all__ = ["register", "RegistrationResult", "load_input"]
+
+logger = logging.getLogger(__name__)
+
+ImageLike = Union[str, os.PathLike, np.ndarray, torch.Tensor]
+
+
+def load_input(x: ImageLike, name: str, spatial_dims: int) -> MetaTensor:
+    """Load an image or label as a channel-first ``MetaTensor`` ``(C, *S)`` with its affine.
+
+    Args:
+        x: a file readable by MONAI's ``LoadImage`` (NIfTI, ``.mha``, ``.nrrd``, ...), an array/tensor ``(*S)`` or
+            ``(C, *S)`` (identity affine unless it is a ``MetaTensor``), or a ``MetaTensor``.
+        name: what it is (``"moving"``, ``"fixed_label"``...), used in error messages.
+        spatial_dims: number of spatial dims the network expects.
+
+    Raises:
+        FileNotFoundError / ValueError naming the input and what was expected.
+    """
+    if isinstance(x, (str, os.PathLike)):
+        path = Path(x)
+        if not path.exists():
+            raise FileNotFoundError(f"{name}: file {str(path)!r} does not exist.")
+        if path.is_dir():
+            raise ValueError(f"{name}: {str(path)!r} is a directory; expected an image file.")
+        try:
+            img = LoadImage(image_only=True, ensure_channel_first=True)(str(path))
+        except Exception as err:  # readers raise many types; report them with the file name
+            raise ValueError(f"{name}: cannot read {str(path)!r} as an image ({type(err).__name__}: {err}).") from None
+        if img.ndim == spatial_dims and spatial_dims == 2:
+            img = img[None]
+    else:
+        t = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+        if t.ndim == spatial_dims:
+            t = t[None]
+        img = t if isinstance(t, MetaTensor) else MetaTensor(t, affine=torch.eye(4 if spatial_dims == 3 else 3))
+    if img.ndim != spatial_dims + 1:
+        raise ValueError(
+            f"{name}: expected a {spatial_dims}-D image (shape (*S) or (C, *S)), got shape {tuple(img.shape)}."
+        )
+    img = img.float()
+    if not torch.isfinite(img).all():
+        raise ValueError(f"{name}: contains NaN or infinite voxels.")
+    return img
+
+
+def _minmax(x: torch.Tensor) -> torch.Tensor:
+    lo, hi = x.min(), x.max()
+    return (x - lo) / (hi - lo) if hi > lo else torch.zeros_like(x)
+
+
+def _on_fixed_grid(img: MetaTensor, fixed: MetaTensor, name: str) -> MetaTensor:
+    """Resample ``img`` onto the fixed grid in world coordinates (skipped when the grids already match)."""
+    same_shape = tuple(img.shape[1:]) == tuple(fixed.shape[1:])
+    if same_shape and torch.allclose(img.affine.double(), fixed.affine.double(), atol=1e-4):
+        return img
+    logger.info("%s: resampling onto the fixed image grid (different shape, spacing or orientation).", name)
+    out = ResampleToMatch(mode="bilinear", padding_mode="border")(img, img_dst=fixed)
+    return out
+
+
+def _check_label(lab: torch.Tensor, name: str) -> None:
+    lo, hi = float(lab.min()), float(lab.max())
+    if lo < 0 or hi > 1:
+        raise ValueError(
+            f"{name}: label values must lie in [0, 1] (binary masks, several classes as one-hot channels); "
+            f"got range [{lo:g}, {hi:g}]."
+        )
+
+
+@dataclass
+class RegistrationResult:
+    """What :func:`register` returns.
+
+    Attributes:
+        warped_image: warped moving image ``(C, *S_fixed)`` in the moving image's intensities, fixed affine.
+        ddf: ``(D, *S_fixed)`` in voxels of the fixed native grid (pull; ``docs/conventions.md``).
+        fixed: the fixed image ``(C, *S_fixed)``.
+        moving_on_fixed: the moving image resampled (not registered) onto the fixed grid.
+        warped_label: warped moving label ``(L, *S_fixed)``, binarised at 0.5, or None.
+        metrics: per-pair figures (Dice per label before/after, folding fraction, SDlogJ, TRE in mm...).
+        seconds: wall time of the network part (resampling, forward, DDF resize, warp).
+    """
+
+    warped_image: MetaTensor
+    ddf: torch.Tensor
+    fixed: MetaTensor
+    moving_on_fixed: MetaTensor
+    warped_label: MetaTensor | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def fixed_affine(self) -> np.ndarray:
+        """The fixed image's voxel-to-world (RAS) affine, which every output carries."""
+        return np.asarray(self.fixed.affine, dtype=np.float64)
+
+    def save(self, output_dir: str | os.PathLike, overwrite: bool = False, figure: bool = True) -> dict[str, Path]:
+        """Write ``warped_moving.nii.gz``, ``ddf.nii.gz`` (ITK displacement field, mm), ``warped_moving_label.nii.gz``,
+        ``metrics.csv`` and ``registration.png`` into ``output_dir``.
+
+        Raises:
+            FileExistsError: listing the files that exist already, when ``overwrite`` is False (nothing is written).
+        """
+        from .io import save_ddf, save_image
+        from .visualise import save_registration_figure
+
+        out = Path(output_dir)
+        names = {"warped_image": "warped_moving.nii.gz", "ddf": "ddf.nii.gz", "metrics": "metrics.csv"}
+        if self.warped_label is not None:
+            names["warped_label"] = "warped_moving_label.nii.gz"
+        if figure:
+            names["figure"] = "registration.png"
+        paths = {k: out / v for k, v in names.items()}
+        existing = [str(p) for p in paths.values() if p.exists()]
+        if existing and not overwrite:
+            raise FileExistsError(f"output files exist already: {existing}; pass overwrite=True to replace them.")
+        out.mkdir(parents=True, exist_ok=True)
+        affine = self.fixed_affine
+        save_image(paths["warped_image"], self.warped_image.detach().cpu().numpy(), affine, overwrite=True)
+        save_ddf(paths["ddf"], self.ddf.detach().cpu(), affine, overwrite=True)
+        if self.warped_label is not None:
+            lab = self.warped_label.detach().cpu().numpy().astype(np.uint8)
+            save_image(paths["warped_label"], lab, affine, overwrite=True)
+        with open(paths["metrics"], "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["metric", "value"])
+            for k, v in self.metrics.items():
+                writer.writerow([k, f"{v:.6g}"])
+        if figure:
+            save_registration_figure(
+                paths["figure"],
+                _minmax(self.moving_on_fixed[0]),
+                _minmax(self.fixed[0]),
+                _minmax(self.warped_image[0]),
+                self.ddf,
+            )
+        return paths
+
+
+def _landmark_tre(result: RegistrationResult, moving_landmarks, fixed_landmarks, moving_affine, space: str) -> dict:
+    from .io import read_landmarks
+    from .metrics import landmark_tre
+
+    fixed_pts = read_landmarks(fixed_landmarks, space=space, affine=result.fixed_affine)
+    moving_pts = read_landmarks(moving_landmarks, space=space, affine=moving_affine)
+    if len(fixed_pts) != len(moving_pts):
+        raise ValueError(
+            f"landmarks: {fixed_landmarks} has {len(fixed_pts)} points but {moving_landmarks} has {len(moving_pts)}."
+        )
+    before = landmark_tre(moving_pts, fixed_pts, torch.zeros_like(result.ddf)[None], result.fixed_affine, moving_affine)
+    after = landmark_tre(moving_pts, fixed_pts, result.ddf[None], result.fixed_affine, moving_affine)
+    return {
+        "tre_mm_before": float(before.mean()),
+        "tre_mm_after": float(after.mean()),
+        "tre_mm_after_median": float(after.median()),
+    }
+
+
+def register(
+    moving: ImageLike,
+    fixed: ImageLike,
+    bundle: str | os.PathLike | BundleModel | None = None,
+    moving_label: ImageLike | None = None,
+    fixed_label: ImageLike | None = None,
+    moving_landmarks: str | os.PathLike | np.ndarray | None = None,
+    fixed_landmarks: str | os.PathLike | np.ndarray | None = None,
+    landmark_space: str = "voxel",
+    device: str | torch.device | None = None,
+    network: torch.nn.Module | None = None,
+    spatial_size: tuple[int, ...] | None = None,
+) -> RegistrationResult:
+    """Register a moving image to a fixed image with a trained network.
+
+    Steps: load; resample the moving image (and label) onto the fixed grid in world coordinates when the grids
+    differ; min-max normalise both to [0, 1]; resize to the network grid (``align_corners=True``); predict the DDF;
+    resize the DDF back to the fixed native grid (:func:`~monai_reg_ext.resize_ddf`); warp the moving image (in its
+    own intensities) and label.
+
+    Args:
+        moving: the image to deform (file path, array ``(*S)``/``(C, *S)`` or ``MetaTensor``).
+        fixed: the reference image; its grid and affine define every output.
+        bundle: a bundle folder (``configs/inference.json`` + ``models/model.pt``) or a loaded :class:`BundleModel`.
+        moving_label, fixed_label: optional labels ``(L, *S)`` (or ``(*S)``) in [0, 1] for Dice.
+        moving_landmarks, fixed_landmarks: optional corresponding points (CSV/JSON files or ``(N, D)`` arrays) for TRE.
+        landmark_space: ``"voxel"`` (indices of each image) or ``"physical"`` (world RAS mm) for the landmark files.
+        device: where to run (default: CUDA when available, else CPU).
+        network: a network to use instead of a bundle (``network(moving, fixed) -> {"ddf": ...}``), with
+            ``spatial_size``.
+        spatial_size: the network grid when ``network`` is given.
+
+    Returns:
+        A :class:`RegistrationResult`; call ``.save(output_dir)`` to write NIfTI files, metrics and a PNG.
+    """
+    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if isinstance(bundle, BundleModel):
+        model = bundle
+    elif bundle is not None:
+        model = load_bundle(bundle, device=dev)
+    elif network is not None and spatial_size is not None:
+        model = BundleModel(network=network.to(dev).eval(), spatial_size=tuple(int(s) for s in spatial_size))
+    else:
+        raise ValueError("register: give a bundle folder, or a network together with spatial_size.")
+    model.network.to(dev)
+    ndim = len(model.spatial_size)
+
+    fixed_img = load_input(fixed, "fixed", ndim)
+    moving_img = load_input(moving, "moving", ndim)
+    moving_affine = np.asarray(moving_img.affine, dtype=np.float64)
+    labels = {}
+    for key, value, ref in (("moving_label", moving_label, moving_img), ("fixed_label", fixed_label, fixed_img)):
+        if value is None:
+            continue
+        lab = load_input(value, key, ndim)
+        if tuple(lab.shape[1:]) != tuple(ref.shape[1:]):
+            raise ValueError(
+                f"{key}: spatial shape {tuple(lab.shape[1:])} differs from its image's {tuple(ref.shape[1:])}."
+            )
+        _check_label(lab, key)
+        labels[key] = lab
+    if ("moving_label" in labels) != ("fixed_label" in labels) and "fixed_label" in labels:
+        logger.warning("fixed_label given without moving_label: no Dice is computed.")
+
+    start = time.perf_counter()
+    moving_fixed = _on_fixed_grid(moving_img, fixed_img, "moving")
+    fixed_size = tuple(fixed_img.shape[1:])
+    mode = "trilinear" if ndim == 3 else "bilinear"
+
+    def to_net(x: torch.Tensor) -> torch.Tensor:
+        x = _minmax(x[:1].as_tensor() if isinstance(x, MetaTensor) else x[:1])[None].to(dev)
+        return F.interpolate(x, size=model.spatial_size, mode=mode, align_corners=True)
+
+    with torch.no_grad():
+        out = model.network(to_net(moving_fixed), to_net(fixed_img))
+        ddf_net = out["ddf"] if isinstance(out, dict) else out
+        ddf = resize_ddf(ddf_net.float(), fixed_size)[0]
+        warped = warp_image(moving_fixed.as_tensor()[None].to(dev), ddf[None])[0]
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+
+    ddf = ddf.cpu()
+    warped_img = MetaTensor(warped.cpu(), affine=fixed_img.affine)
+    result = RegistrationResult(
+        warped_image=warped_img, ddf=ddf, fixed=fixed_img, moving_on_fixed=moving_fixed, seconds=seconds
+    )
+    metrics: dict[str, Any] = {"seconds": seconds}
+    if "moving_label" in labels:
+        mov_lab = _on_fixed_grid(labels["moving_label"], fixed_img, "moving_label")
+        warped_lab = warp_image(mov_lab.as_tensor()[None], ddf[None])[0] >= 0.5
+        result.warped_label = MetaTensor(warped_lab.to(torch.uint8), affine=fixed_img.affine)
+        if "fixed_label" in labels:
+            from .metrics import label_dice
+
+            fix_lab = labels["fixed_label"].as_tensor()[None]
+            if fix_lab.shape[1] != mov_lab.shape[0]:
+                raise ValueError(
+                    f"labels: moving_label has {mov_lab.shape[0]} channels but fixed_label has {fix_lab.shape[1]}."
+                )
+            before = label_dice(mov_lab.as_tensor()[None], fix_lab)[0]
+            after = label_dice(result.warped_label.as_tensor()[None].float(), fix_lab)[0]
+            for i, (b, a) in enumerate(zip(before.tolist(), after.tolist())):
+                metrics[f"dice_label{i}_before"] = b
+                metrics[f"dice_label{i}_after"] = a
+    from .metrics import folding_fraction, sd_log_jacobian
+
+    metrics["folding_fraction"] = float(folding_fraction(ddf[None])[0])
+    metrics["sd_log_jacobian"] = float(sd_log_jacobian(ddf[None])[0])
+    if moving_landmarks is not None and fixed_landmarks is not None:
+        metrics.update(_landmark_tre(result, moving_landmarks, fixed_landmarks, moving_affine, landmark_space))
+    result.metrics = metrics
+    return result

@@ -1,0 +1,84 @@
+"""Load a registration network from a MONAI bundle folder (configs/inference.json + models/model.pt)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from monai.bundle import ConfigParser
+from torch import nn
+
+__all__ = ["BundleModel", "load_bundle"]
+
+
+@dataclass
+class BundleModel:
+    """A registration network ready for inference.
+
+    Attributes:
+        network: the network (eval mode), called as ``network(moving, fixed)`` and returning a dict with ``ddf``.
+        spatial_size: the grid the network runs on, ``(H, W[, Z])``.
+        bundle_dir: where it came from (None for a network given directly).
+        config: the parsed inference config (empty for a network given directly).
+    """
+
+    network: nn.Module
+    spatial_size: tuple[int, ...]
+    bundle_dir: Path | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def load_bundle(
+    bundle_dir: str | os.PathLike,
+    device: str | torch.device | None = None,
+    weights: str | os.PathLike | None = None,
+    config_file: str = "configs/inference.json",
+) -> BundleModel:
+    """Build a bundle's ``network_def`` and load its weights (``torch.load(..., weights_only=True)``).
+
+    The inference config must define ``network_def`` and ``spatial_size``; the weights default to
+    ``<bundle_dir>/models/model.pt`` (a plain state dict, as MONAI's ``CheckpointSaver`` writes it, or a
+    ``{"network": state_dict}`` / ``{"state_dict": ...}`` dict).
+
+    Raises:
+        FileNotFoundError: naming the missing folder, config or weights file.
+        ValueError: when the config lacks a key or the weights do not fit the network (other architecture).
+    """
+    root = Path(bundle_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"bundle folder {str(root)!r} does not exist.")
+    cfg_path = root / config_file
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"bundle {str(root)!r}: no {config_file} (expected the inference config there).")
+    parser = ConfigParser()
+    parser.read_config(str(cfg_path))
+    parser["bundle_root"] = str(root)
+    for key in ("network_def", "spatial_size"):
+        if key not in parser:
+            raise ValueError(f"{cfg_path}: missing key {key!r} (needed to build the registration network).")
+    network = parser.get_parsed_content("network_def", instantiate=True)
+    spatial_size = tuple(int(s) for s in parser.get_parsed_content("spatial_size"))
+    weights_path = Path(weights) if weights is not None else root / "models" / "model.pt"
+    if not weights_path.is_file():
+        raise FileNotFoundError(
+            f"bundle {str(root)!r}: weights file {str(weights_path)!r} not found (train the bundle or download it)."
+        )
+    state = torch.load(str(weights_path), map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "network" in state and isinstance(state["network"], dict):
+        state = state["network"]
+    elif isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as err:
+        first = str(err).splitlines()[:3]
+        raise ValueError(
+            f"{weights_path}: the weights do not fit the network_def of {cfg_path} (another architecture?): "
+            + " ".join(first)
+        ) from None
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    network = network.to(dev).eval()
+    return BundleModel(network=network, spatial_size=spatial_size, bundle_dir=root, config=parser.config)

@@ -1,0 +1,243 @@
+"""The ``monai-reg`` command line (python-fire): train, evaluate, predict, register, warp.
+
+Every command prints a one-line error (no traceback) and exits with status 2 on bad input; outputs that exist
+already are never replaced without ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "train", "evaluate", "predict", "register", "warp"]
+
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError, NotADirectoryError, IsADirectoryError)
+
+
+def _bundle_files(bundle: str, extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    root = Path(bundle)
+    configs = [root / "configs" / "train.json", *[root / "configs" / e for e in extra]]
+    for c in configs:
+        if not c.is_file():
+            raise FileNotFoundError(f"bundle {bundle!r}: missing {c}.")
+    files = [str(c) for c in configs]
+    out: dict[str, Any] = {"config_file": files if len(files) > 1 else files[0]}
+    meta = root / "configs" / "metadata.json"
+    logging_conf = root / "configs" / "logging.conf"
+    if meta.is_file():
+        out["meta_file"] = str(meta)
+    if logging_conf.is_file():
+        out["logging_file"] = str(logging_conf)
+    return out
+
+
+def train(bundle: str | None = None, config_file: str | None = None, **overrides: Any) -> None:
+    """Train a registration bundle with MONAI's bundle runner (``run training``).
+
+    Args:
+        bundle: a bundle folder (uses configs/train.json, metadata.json, logging.conf).
+        config_file: a config file (or list) instead of a bundle.
+        overrides: config overrides, e.g. ``--max_epochs 2 --dataset_dir /data`` (use ``::`` for nested ids).
+    """
+    from monai.bundle import run
+
+    if bundle is not None:
+        files = _bundle_files(bundle)
+    elif config_file is not None:
+        files = {"config_file": config_file}
+    else:
+        raise ValueError("train: give --bundle DIR or --config_file FILE.")
+    run("training", **files, **overrides)
+
+
+def evaluate(bundle: str, **overrides: Any) -> None:
+    """Evaluate a trained bundle on its validation/test split (``run evaluating`` with train.json + evaluate.json).
+
+    Args:
+        bundle: a bundle folder with configs/evaluate.json.
+        overrides: config overrides, e.g. ``--dataset_dir /data``.
+    """
+    from monai.bundle import run
+
+    run("evaluating", **_bundle_files(bundle, ("evaluate.json",)), **overrides)
+
+
+def register(
+    bundle: str,
+    moving: str,
+    fixed: str,
+    output: str,
+    moving_label: str | None = None,
+    fixed_label: str | None = None,
+    moving_landmarks: str | None = None,
+    fixed_landmarks: str | None = None,
+    landmark_space: str = "voxel",
+    device: str | None = None,
+    overwrite: bool = False,
+    figure: bool = True,
+) -> dict[str, str]:
+    """Register one pair and write warped_moving.nii.gz, ddf.nii.gz (ITK displacement field, mm), the warped label,
+    metrics.csv and registration.png into OUTPUT (all on the fixed image's grid and affine).
+
+    Args:
+        bundle: bundle folder (configs/inference.json + models/model.pt).
+        moving: moving image file (NIfTI, .mha, .nrrd...).
+        fixed: fixed image file.
+        output: output folder.
+        moving_label: moving label file (values in [0, 1], several classes as one-hot channels).
+        fixed_label: fixed label file, for Dice.
+        moving_landmarks: CSV/JSON points in the moving image, for TRE.
+        fixed_landmarks: corresponding CSV/JSON points in the fixed image.
+        landmark_space: "voxel" or "physical" (world RAS mm).
+        device: "cpu", "cuda"... (default: CUDA when available).
+        overwrite: replace existing output files.
+        figure: write registration.png.
+    """
+    from .api import register as api_register
+
+    result = api_register(
+        moving,
+        fixed,
+        bundle=bundle,
+        moving_label=moving_label,
+        fixed_label=fixed_label,
+        moving_landmarks=moving_landmarks,
+        fixed_landmarks=fixed_landmarks,
+        landmark_space=landmark_space,
+        device=device,
+    )
+    paths = result.save(output, overwrite=overwrite, figure=figure)
+    for k, v in result.metrics.items():
+        print(f"{k}: {v:.4g}")
+    return {k: str(v) for k, v in paths.items()}
+
+
+def predict(bundle: str, pairs: str, output: str, device: str | None = None, overwrite: bool = False) -> str:
+    """Register every pair of a JSON list and write per-pair folders, metrics.csv and summary.csv into OUTPUT.
+
+    Args:
+        bundle: bundle folder.
+        pairs: JSON file: a list (or ``{"pairs": [...]}``) of objects with ``moving``/``fixed`` (or ``moving_image``/
+            ``fixed_image``) and optional ``moving_label``/``fixed_label``; relative paths are read from the JSON's
+            folder.
+        output: output folder (``pair_000/``... inside).
+        device: where to run.
+        overwrite: replace existing outputs.
+    """
+    from .api import register as api_register
+    from .bundle import load_bundle
+
+    pairs_path = Path(pairs)
+    if not pairs_path.is_file():
+        raise FileNotFoundError(f"pairs: {pairs!r} is not a file.")
+    try:
+        items = json.loads(pairs_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"pairs: {pairs!r} is not valid JSON ({err}).") from None
+    items = items.get("pairs", items) if isinstance(items, dict) else items
+    if not isinstance(items, list) or not items:
+        raise ValueError(f"pairs: {pairs!r} must hold a non-empty list of pairs.")
+    out = Path(output)
+    summary_files = [out / "metrics.csv", out / "summary.csv"]
+    if any(p.exists() for p in summary_files) and not overwrite:
+        raise FileExistsError(f"{output}: metrics.csv/summary.csv exist; pass --overwrite to replace them.")
+    model = load_bundle(bundle, device=device)
+
+    def resolve(item: dict, *keys: str) -> str | None:
+        for k in keys:
+            if item.get(k):
+                p = Path(item[k])
+                return str(p if p.is_absolute() else pairs_path.parent / p)
+        return None
+
+    rows = []
+    for i, item in enumerate(items):
+        moving, fixed = resolve(item, "moving", "moving_image"), resolve(item, "fixed", "fixed_image")
+        if moving is None or fixed is None:
+            raise KeyError(f"pairs: entry {i} of {pairs!r} lacks 'moving'/'fixed'; it has {sorted(item)}.")
+        result = api_register(
+            moving,
+            fixed,
+            bundle=model,
+            moving_label=resolve(item, "moving_label"),
+            fixed_label=resolve(item, "fixed_label"),
+            device=device,
+        )
+        result.save(out / f"pair_{i:03d}", overwrite=overwrite)
+        rows.append({"pair": i, "moving": moving, "fixed": fixed, **result.metrics})
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    with open(out / "metrics.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+    import numpy as np
+
+    with open(out / "summary.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["metric", "mean", "median", "std", "n"])
+        for k in keys:
+            vals = [r[k] for r in rows if isinstance(r.get(k), (int, float)) and k != "pair"]
+            if vals:
+                v = np.asarray(vals, dtype=float)
+                writer.writerow([k, f"{v.mean():.6g}", f"{np.median(v):.6g}", f"{v.std():.6g}", len(v)])
+    print(f"wrote {len(rows)} pairs to {output}")
+    return str(out)
+
+
+def warp(image: str, ddf: str, output: str, mode: str = "bilinear", overwrite: bool = False) -> str:
+    """Warp an image with a DDF file (ITK displacement field, as ``register`` writes it) and write it on the DDF grid.
+
+    Args:
+        image: the moving image or label file (resampled onto the DDF grid in world coordinates if needed).
+        ddf: displacement field file.
+        output: output image file.
+        mode: "bilinear" (images), "nearest" (label maps) or "label" (one-hot labels: bilinear then 0.5 threshold).
+        overwrite: replace an existing output file.
+    """
+    import numpy as np
+    import torch
+    from monai.data import MetaTensor
+
+    from .api import _on_fixed_grid, load_input
+    from .io import load_ddf, save_image
+    from .spatial import warp_image
+
+    if mode not in ("bilinear", "nearest", "label"):
+        raise ValueError(f"warp: mode must be 'bilinear', 'nearest' or 'label', got {mode!r}.")
+    if Path(output).exists() and not overwrite:
+        raise FileExistsError(f"{output} exists; pass --overwrite to replace it.")
+    field, affine = load_ddf(ddf)
+    ndim = field.shape[0]
+    img = load_input(image, "image", ndim)
+    ref = MetaTensor(torch.zeros(1, *field.shape[1:]), affine=torch.as_tensor(np.asarray(affine)))
+    img = _on_fixed_grid(img, ref, "image")
+    warped = warp_image(img.as_tensor()[None], field[None].float(), mode="nearest" if mode == "nearest" else "bilinear")
+    out = warped[0].numpy()
+    if mode == "label":
+        out = (out >= 0.5).astype(np.uint8)
+    save_image(output, out, np.asarray(affine), overwrite=True)
+    print(f"wrote {output}")
+    return output
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``monai-reg`` console script."""
+    import fire
+
+    try:
+        fire.Fire(
+            {"train": train, "evaluate": evaluate, "predict": predict, "register": register, "warp": warp},
+            command=argv,
+            name="monai-reg",
+        )
+    except USER_ERRORS as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"monai-reg: error: {msg}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

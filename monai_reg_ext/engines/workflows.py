@@ -1,0 +1,193 @@
+"""Registration training and evaluation on MONAI's Ignite workflows (``SupervisedTrainer`` / ``SupervisedEvaluator``).
+
+Bundles wire the same pieces in JSON; :func:`create_trainer` / :func:`create_evaluator` do it from Python.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from ignite.metrics import Metric
+from monai.engines import SupervisedEvaluator, SupervisedTrainer
+from monai.handlers import (
+    CheckpointLoader,
+    CheckpointSaver,
+    EarlyStopHandler,
+    LrScheduleHandler,
+    StatsHandler,
+    TensorBoardStatsHandler,
+    ValidationHandler,
+)
+from monai.inferers import SimpleInferer
+from torch.utils.data import DataLoader
+
+from .batch import prepare_registration_batch
+from .handlers import DatasetEpochHandler, LossTermsHandler
+
+__all__ = ["create_trainer", "create_evaluator"]
+
+
+def _loss_value(output: Any) -> float:
+    """The scalar loss of a trainer output (a dict, or a list of per-sample dicts)."""
+    out = output[0] if isinstance(output, list) else output
+    return float(out["loss"].detach()) if hasattr(out["loss"], "detach") else float(out["loss"])
+
+
+def create_evaluator(
+    network: torch.nn.Module,
+    val_loader: DataLoader,
+    metrics: Mapping[str, Metric],
+    key_metric: str | None = None,
+    device: str | torch.device = "cpu",
+    output_dir: str | None = None,
+    save_best: bool = True,
+) -> SupervisedEvaluator:
+    """Build a ``SupervisedEvaluator`` that runs the registration network on validation pairs.
+
+    Args:
+        network: a registration network returning a dict (``RegistrationNet``).
+        val_loader: yields batch dicts (see :func:`prepare_registration_batch`).
+        metrics: Ignite metrics on the evaluator output ``{"pred": {...}, "label": {...}}``; the first one (or
+            ``key_metric``) is the key metric, where higher is better.
+        key_metric: name of the key metric in ``metrics``.
+        device: where to run.
+        output_dir: where ``best_model.pt`` (network weights at the best key metric) is written when ``save_best``.
+        save_best: keep the weights of the best validation epoch.
+    """
+    if not metrics:
+        raise ValueError("create_evaluator: at least one metric is needed (the key metric).")
+    key = key_metric or next(iter(metrics))
+    if key not in metrics:
+        raise ValueError(f"create_evaluator: key_metric {key!r} is not one of {sorted(metrics)}.")
+    handlers: list[Any] = [StatsHandler(iteration_log=False, output_transform=lambda x: None)]
+    if output_dir is not None:
+        handlers.append(
+            TensorBoardStatsHandler(log_dir=output_dir, iteration_log=False, output_transform=lambda x: None)
+        )
+        if save_best:
+            handlers.append(
+                CheckpointSaver(
+                    save_dir=output_dir,
+                    save_dict={"network": network},
+                    save_key_metric=True,
+                    key_metric_filename="best_model.pt",
+                )
+            )
+    return SupervisedEvaluator(
+        device=torch.device(device),
+        val_data_loader=val_loader,
+        network=network,
+        inferer=SimpleInferer(),
+        prepare_batch=prepare_registration_batch,
+        key_val_metric={key: metrics[key]},
+        additional_metrics={k: v for k, v in metrics.items() if k != key} or None,
+        val_handlers=handlers,
+        decollate=False,
+    )
+
+
+def create_trainer(
+    network: torch.nn.Module,
+    loss_function: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train_loader: DataLoader,
+    max_epochs: int,
+    device: str | torch.device = "cpu",
+    output_dir: str | None = None,
+    evaluator: SupervisedEvaluator | None = None,
+    val_interval: int = 1,
+    lr_scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    early_stop_patience: int | None = None,
+    checkpoint_interval: int = 1,
+    resume_from: str | None = None,
+    log_interval: int = 10,
+    amp: bool = False,
+) -> SupervisedTrainer:
+    """Build a ``SupervisedTrainer`` for registration with the usual handlers.
+
+    Handlers: per-epoch dataset reseeding (staged sampling), loss terms, stats every ``log_interval`` iterations,
+    TensorBoard and checkpoints in ``output_dir`` (``checkpoint_epoch=N.pt`` with network, optimizer and trainer state
+    for resuming, and ``model.pt`` with the final network weights), validation every ``val_interval`` epochs, an LR
+    scheduler stepped per epoch, and early stopping on the evaluator's key metric after ``early_stop_patience``
+    validations without improvement.
+
+    Args:
+        network: registration network (dict output).
+        loss_function: ``RegistrationLoss``-like module called as ``loss(pred_dict, targets_dict)``.
+        optimizer: optimiser over ``network`` parameters.
+        train_loader: yields training batch dicts.
+        max_epochs: number of epochs to train (in total, counting resumed ones).
+        device: where to train.
+        output_dir: folder for logs and checkpoints (created); None disables them.
+        evaluator: validation evaluator (see :func:`create_evaluator`).
+        val_interval: validate every this many epochs.
+        lr_scheduler: stepped at each epoch end.
+        early_stop_patience: stop when the key metric has not improved for this many validations.
+        checkpoint_interval: save a resumable checkpoint every this many epochs.
+        resume_from: a checkpoint written by this trainer: network, optimizer and iteration are restored.
+        log_interval: log the loss every this many iterations.
+        amp: automatic mixed precision (GPU).
+    """
+    handlers: list[Any] = [
+        DatasetEpochHandler(train_loader),
+        LossTermsHandler(),
+        StatsHandler(
+            tag_name="train_loss",
+            output_transform=_loss_value,
+            iteration_print_logger=None,
+            epoch_log=True,
+            iteration_log=lambda engine, event: engine.state.iteration % max(int(log_interval), 1) == 0,
+        ),
+    ]
+    if lr_scheduler is not None:
+        handlers.append(LrScheduleHandler(lr_scheduler=lr_scheduler, print_lr=False))
+    if evaluator is not None:
+        handlers.append(ValidationHandler(validator=evaluator, interval=int(val_interval), epoch_level=True))
+    if output_dir is not None:
+        os.makedirs(output_dir, exist_ok=True)
+        handlers.append(
+            TensorBoardStatsHandler(log_dir=output_dir, tag_name="train_loss", output_transform=_loss_value)
+        )
+    trainer = SupervisedTrainer(
+        device=torch.device(device),
+        max_epochs=int(max_epochs),
+        train_data_loader=train_loader,
+        network=network,
+        optimizer=optimizer,
+        loss_function=loss_function,
+        inferer=SimpleInferer(),
+        prepare_batch=prepare_registration_batch,
+        train_handlers=handlers,
+        amp=amp,
+        decollate=False,
+    )
+    if output_dir is not None:
+        CheckpointSaver(
+            save_dir=output_dir,
+            save_dict={"network": network, "optimizer": optimizer, "trainer": trainer},
+            save_interval=int(checkpoint_interval),
+            epoch_level=True,
+            n_saved=2,
+        ).attach(trainer)
+        CheckpointSaver(
+            save_dir=output_dir, save_dict={"network": network}, save_final=True, final_filename="model.pt"
+        ).attach(trainer)
+    if evaluator is not None and early_stop_patience:
+        EarlyStopHandler(
+            patience=int(early_stop_patience),
+            score_function=lambda engine: engine.state.metrics[engine.state.key_metric_name],
+            trainer=trainer,
+            epoch_level=True,
+        ).attach(evaluator)
+    if resume_from is not None:
+        if not os.path.isfile(resume_from):
+            raise FileNotFoundError(f"create_trainer: resume_from={resume_from!r} is not a file.")
+        CheckpointLoader(
+            load_path=resume_from,
+            load_dict={"network": network, "optimizer": optimizer, "trainer": trainer},
+            map_location=torch.device(device),
+        ).attach(trainer)
+    return trainer

@@ -1,0 +1,172 @@
+"""DDF files as ITK displacement fields (vector image, mm, ITK's LPS physical frame).
+
+A DDF in monai-reg is a ``(D, *S)`` tensor in voxels of the fixed grid with pull semantics
+(``warped(x) = moving(x + ddf(x))``, docs/conventions.md). ``save_ddf`` writes the equivalent ITK displacement field:
+
+* the image grid is the fixed grid: ITK spacing/origin/direction come from the fixed RAS affine (as MONAI and nibabel
+  read it) after flipping the first two world axes (RAS -> LPS: ``A_lps = diag(-1, -1, 1[, 1]) @ A_ras``);
+* each pixel holds the physical displacement ``d_lps = F · R_ras · d_voxel`` in mm (``R_ras`` the linear part of the
+  affine, ``F`` the flip), i.e. the displacement of the physical point, so that ITK's ``WarpImageFilter`` /
+  ``DisplacementFieldTransform`` (and SimpleITK, ANTs, 3D Slicer) compute ``out(x) = moving(x + d(x))`` in world
+  coordinates;
+* ITK stores arrays in ``(z, y, x)`` index order with the vector last; MONAI's channel-first ``(D, x, y, z)`` is
+  transposed accordingly.
+
+Assumption: the moving image lives in the **same world frame** as the fixed image (its own affine places it there,
+e.g. both come from the same scanner session or were pre-aligned to a common space). ITK then resamples the moving
+image through its own affine, which gives exactly ``monai_reg_ext.warp_image`` when the moving image is on the fixed
+grid (same affine and shape), and the same result up to interpolation when it is on a grid covering the same field of
+view, which is what ``warp_image`` assumes for a moving image of another shape.
+
+``monai.data.itk_torch_bridge.monai_to_itk_ddf`` is not used for writing: it expects a DDF in ITK's array order
+(``(D, z, y, x)``, channel 0 along ``z``) with an ITK reference image, whereas monai-reg DDFs are channel-first in
+MONAI's ``(x, y, z)`` order; reading goes through MONAI's ``ITKReader`` (which does the LPS -> RAS affine conversion).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+
+from ..spatial import ddf_mm_to_voxel, ddf_voxel_to_mm
+
+__all__ = ["save_ddf", "load_ddf", "ras_to_lps_affine", "itk_geometry_from_affine"]
+
+PathLike = Union[str, os.PathLike]
+
+
+def ras_to_lps_affine(affine: np.ndarray) -> np.ndarray:
+    """Flip the first two world axes of a ``(D+1, D+1)`` affine (RAS <-> LPS; the operation is its own inverse)."""
+    affine = np.asarray(affine, dtype=np.float64)
+    ndim = affine.shape[0] - 1
+    flip = np.diag([-1.0, -1.0] + [1.0] * (ndim - 2) + [1.0])
+    return flip @ affine
+
+
+def itk_geometry_from_affine(affine_ras) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ITK ``(spacing, origin, direction)`` of a grid whose voxel-to-world RAS affine is ``affine_ras``.
+
+    Args:
+        affine_ras: ``(D+1, D+1)`` NIfTI/MONAI RAS affine. Its linear part must be rotation x scaling (no shear).
+
+    Returns:
+        ``spacing (D,)``, ``origin (D,)`` in LPS mm, ``direction (D, D)`` (columns = LPS direction of each array axis).
+    """
+    aff = np.asarray(affine_ras.detach().cpu() if isinstance(affine_ras, torch.Tensor) else affine_ras, np.float64)
+    if aff.ndim != 2 or aff.shape[0] != aff.shape[1] or aff.shape[0] not in (3, 4):
+        raise ValueError(f"affine: expected a (3, 3) or (4, 4) voxel-to-world matrix, got shape {aff.shape}.")
+    lps = ras_to_lps_affine(aff)
+    ndim = aff.shape[0] - 1
+    lin = lps[:ndim, :ndim]
+    spacing = np.linalg.norm(lin, axis=0)
+    if np.any(spacing <= 0):
+        raise ValueError(f"affine: singular linear part {lin.tolist()}.")
+    direction = lin / spacing
+    return spacing, lps[:ndim, ndim].copy(), direction
+
+
+def _as_tensor(x, name: str) -> torch.Tensor:
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor or numpy array, got {type(x).__name__}.")
+    if hasattr(x, "as_tensor"):
+        x = x.as_tensor()
+    return x.detach().cpu()
+
+
+def save_ddf(path: PathLike, ddf, fixed_affine, overwrite: bool = False) -> Path:
+    """Write a voxel DDF as an ITK displacement field (vector NIfTI / ``.mha`` / ``.nrrd``, by extension).
+
+    Args:
+        path: output file, e.g. ``ddf.nii.gz``.
+        ddf: ``(D, *S)`` or ``(1, D, *S)`` DDF in voxels of the fixed grid (D = 2 or 3), pull semantics.
+        fixed_affine: ``(D+1, D+1)`` voxel-to-world affine of the fixed image, RAS mm as MONAI/nibabel read it
+            (e.g. ``MetaTensor.affine``).
+        overwrite: replace an existing file.
+
+    Returns:
+        The written path.
+
+    Raises:
+        ValueError: on a shape mismatch; FileExistsError if ``path`` exists and ``overwrite`` is False.
+    """
+    import itk
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
+    d = _as_tensor(ddf, "ddf").to(torch.float64)
+    if d.ndim in (4, 5) and d.shape[0] == 1 and d.shape[1] == d.ndim - 2:
+        d = d[0]
+    ndim = d.ndim - 1
+    if ndim not in (2, 3) or d.shape[0] != ndim:
+        raise ValueError(
+            f"ddf: expected shape (D, *spatial) or (1, D, *spatial) with D in (2, 3), got {tuple(d.shape)}."
+        )
+    aff = _as_tensor(
+        torch.as_tensor(np.asarray(fixed_affine)) if not isinstance(fixed_affine, torch.Tensor) else fixed_affine,
+        "fixed_affine",
+    )
+    aff = aff.to(torch.float64)
+    if aff.shape != (ndim + 1, ndim + 1):
+        raise ValueError(f"fixed_affine: expected ({ndim + 1}, {ndim + 1}) for a {ndim}-D DDF, got {tuple(aff.shape)}.")
+    spacing, origin, direction = itk_geometry_from_affine(aff.numpy())
+
+    ddf_ras = ddf_voxel_to_mm(d[None], aff)[0]  # (D, *S), world RAS mm
+    ddf_lps = ddf_ras.clone()
+    ddf_lps[:2] = -ddf_lps[:2]
+    # (D, x, y, z) -> ITK array order (z, y, x, D)
+    arr = np.ascontiguousarray(ddf_lps.numpy().transpose(*range(ndim, 0, -1), 0).astype(np.float32))
+    field_type = itk.Image[itk.Vector[itk.F, ndim], ndim]
+    field = itk.GetImageFromArray(arr, ttype=field_type)
+    field.SetSpacing(spacing.tolist())
+    field.SetOrigin(origin.tolist())
+    field.SetDirection(itk.matrix_from_array(np.ascontiguousarray(direction)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    itk.imwrite(field, str(path))
+    return path
+
+
+def load_ddf(path: PathLike) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read an ITK displacement field written by :func:`save_ddf` (or by ITK/ANTs/SimpleITK) back to voxels.
+
+    Args:
+        path: a vector image file with ``D`` components on a ``D``-dimensional grid, displacements in LPS mm.
+
+    Returns:
+        ``(ddf, affine)``: ``ddf`` ``(D, *S)`` float32 in voxels of the file's grid (channel ``k`` along array axis
+        ``k``, MONAI order), ``affine`` ``(D+1, D+1)`` float64 voxel-to-world RAS affine of that grid.
+
+    Raises:
+        FileNotFoundError / ValueError naming the file when it is missing, unreadable or not a displacement field.
+    """
+    from monai.data import ITKReader
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"DDF file {path} does not exist.")
+    reader = ITKReader(affine_lps_to_ras=True)
+    try:
+        img = reader.read(str(path))
+        arr, meta = reader.get_data(img)
+    except Exception as err:  # re-raised with the file name
+        raise ValueError(f"cannot read DDF file {path}: {err}") from err
+    ndim = arr.ndim - 1
+    if ndim not in (2, 3) or arr.shape[-1] != ndim or meta.get("original_channel_dim") != -1:
+        raise ValueError(
+            f"DDF file {path}: expected an ITK displacement field (a {ndim}-D grid of {ndim}-vectors), "
+            f"got an array of shape {arr.shape}."
+        )
+    affine = torch.as_tensor(np.asarray(meta["affine"], dtype=np.float64))
+    if affine.shape[0] != ndim + 1:  # MONAI pads 2-D affines to 4x4 in some versions
+        affine = torch.cat([torch.cat([affine[:ndim, :ndim], affine[:ndim, -1:]], 1), affine[-1:, [*range(ndim), -1]]])
+    ddf_lps = torch.as_tensor(np.moveaxis(np.asarray(arr, dtype=np.float64), -1, 0))  # (D, x, y, z) LPS mm
+    ddf_ras = ddf_lps.clone()
+    ddf_ras[:2] = -ddf_ras[:2]
+    ddf = ddf_mm_to_voxel(ddf_ras[None], affine)[0]
+    return ddf.to(torch.float32), affine

@@ -1,0 +1,192 @@
+"""Deformation regularisers: bending energy and gradient norm of a DDF, optionally per millimetre.
+
+The DDF is ``(B, D, *S)`` in voxels of the fixed grid, channel ``k`` along array axis ``k`` (``docs/conventions.md``).
+Derivatives are central finite differences with the border voxels cropped, as DeepReg and MONAI.
+
+Voxel spacing: given ``spacing = (s_0, ..., s_{D-1})`` in mm per voxel along the array axes, the displacement is first
+converted to mm (channel ``k`` times ``s_k``) and derivatives are taken with respect to mm (a difference along axis
+``i`` is divided by ``s_i``). First derivatives are then unit-free (mm/mm) and second derivatives are in 1/mm. Without
+spacing (``None``) everything is in voxels, as DeepReg (whose regularisers ignore spacing).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import torch
+from monai.losses import BendingEnergyLoss as _MonaiBendingEnergyLoss
+from monai.losses.deform import spatial_gradient_squared
+from monai.utils import LossReduction
+from torch.nn.modules.loss import _Loss
+
+from .image import reduce_per_sample
+
+__all__ = ["BendingEnergyLoss", "GradientNormLoss"]
+
+# MONAI 1.6.1 indexes tensors with lists, which torch >= 2.8 warns about on every call; silenced around MONAI calls.
+_MONAI_INDEXING_WARNING = "Using a non-tuple sequence for multidimensional indexing"
+
+
+def _check_ddf(ddf: torch.Tensor, name: str) -> None:
+    """Raise ValueError unless ``ddf`` is ``(B, D, *S)`` with ``D = len(S)`` in ``{2, 3}`` and every ``S_i > 2``."""
+    if ddf.ndim not in (4, 5):
+        raise ValueError(
+            f"{name}: expected a DDF of shape (B, 2, H, W) or (B, 3, H, W, Z) (4 or 5 dims), "
+            f"got {ddf.ndim} dims with shape {tuple(ddf.shape)}."
+        )
+    nd = ddf.ndim - 2
+    if ddf.shape[1] != nd:
+        raise ValueError(
+            f"{name}: expected {nd} DDF channels for {nd} spatial dimensions, got {ddf.shape[1]} "
+            f"(shape {tuple(ddf.shape)})."
+        )
+    if any(s <= 2 for s in ddf.shape[2:]):
+        raise ValueError(f"{name}: expected every spatial size > 2, got spatial shape {tuple(ddf.shape[2:])}.")
+
+
+def _check_spacing(spacing: Sequence[float] | None, name: str) -> tuple[float, ...] | None:
+    if spacing is None:
+        return None
+    values = tuple(float(s) for s in spacing)
+    if len(values) not in (2, 3) or any(s <= 0 for s in values):
+        raise ValueError(f"{name}: expected spacing as 2 or 3 positive floats (mm), got {spacing}.")
+    return values
+
+
+def _spacing_for(ddf: torch.Tensor, spacing: tuple[float, ...], name: str) -> torch.Tensor:
+    """Spacing as a ``(1, D, 1, ..., 1)`` tensor on ``ddf``'s device and dtype, checked against ``D``."""
+    nd = ddf.ndim - 2
+    if len(spacing) != nd:
+        raise ValueError(f"{name}: expected spacing of length {nd} for a {nd}D DDF, got {len(spacing)}: {spacing}.")
+    return torch.as_tensor(spacing, dtype=ddf.dtype, device=ddf.device).view(1, nd, *([1] * nd))
+
+
+def _central_difference(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """``(x[i + 1] - x[i - 1]) / 2`` along ``dim``; every spatial axis cropped by one voxel on each side."""
+    inner = [slice(None), slice(None)] + [slice(1, -1)] * (x.ndim - 2)
+    plus, minus = list(inner), list(inner)
+    plus[dim] = slice(2, None)
+    minus[dim] = slice(None, -2)
+    return (x[tuple(plus)] - x[tuple(minus)]) / 2.0
+
+
+class BendingEnergyLoss(_Loss):
+    """Bending energy of a DDF, optionally per mm: MONAI's ``BendingEnergyLoss`` with voxel spacing.
+
+    Per voxel, ``sum_k [ sum_i (d2 u_k / dx_i^2)^2 + 2 sum_{i<j} (d2 u_k / dx_i dx_j)^2 ]`` averaged over the voxels
+    (borders cropped) and the ``D`` components ``k``. Second derivatives use MONAI's compact stencils (``[1, -2, 1]``
+    and the 4-point mixed stencil); DeepReg's repeated central differences give the same value on affine fields (0)
+    and close values on smooth fields. With ``spacing=None`` this *is* MONAI's ``BendingEnergyLoss`` (called here);
+    with a spacing the same stencils (MONAI's ``spatial_gradient_squared``) are applied to the DDF in mm and divided
+    by ``s_i s_j``; ``spacing=(1, ..., 1)`` gives exactly the ``None`` value.
+
+    Sign and range: ``>= 0``; ``0`` for any affine DDF (``ddf(x) = A x + t``). Units: voxel^-2 without spacing,
+    mm^-2 with spacing.
+
+    Args:
+        spacing: voxel size in mm along the array axes (``D`` positive floats), or ``None`` for voxel units.
+        normalize: MONAI's size normalisation (only without spacing).
+        reduction: ``"mean"`` (default) or ``"sum"`` over the batch gives a scalar; ``"none"`` gives ``(B,)``.
+
+    Raises:
+        ValueError: on a bad spacing, or ``normalize=True`` together with a spacing.
+    """
+
+    def __init__(
+        self,
+        spacing: Sequence[float] | None = None,
+        normalize: bool = False,
+        reduction: LossReduction | str = LossReduction.MEAN,
+    ) -> None:
+        super().__init__(reduction=LossReduction(reduction).value)
+        self.spacing = _check_spacing(spacing, type(self).__name__)
+        if normalize and self.spacing is not None:
+            raise ValueError("BendingEnergyLoss: expected normalize=False when a spacing is given, got normalize=True.")
+        self.normalize = bool(normalize)
+        self._monai = _MonaiBendingEnergyLoss(normalize=normalize, reduction="none")
+
+    def forward(self, ddf: torch.Tensor) -> torch.Tensor:
+        """Compute the loss.
+
+        Args:
+            ddf: dense displacement field ``(B, D, H, W[, Z])`` in voxels, every spatial size > 2.
+
+        Returns:
+            A scalar (``reduction="mean"|"sum"``) or ``(B,)`` (``"none"``).
+
+        Raises:
+            ValueError: on a wrong shape, or a spacing whose length is not ``D``.
+        """
+        name = type(self).__name__
+        _check_ddf(ddf, name)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_MONAI_INDEXING_WARNING)
+            if self.spacing is None:
+                energy = self._monai(ddf)  # (B, D, *S - 2)
+            else:
+                s = self.spacing
+                u = ddf * _spacing_for(ddf, s, name)  # displacement in mm
+                energy = torch.zeros((), dtype=ddf.dtype, device=ddf.device)
+                for i in range(len(s)):
+                    for j in range(i, len(s)):
+                        d2 = spatial_gradient_squared(u, i + 2, j + 2) / (s[i] * s[j])
+                        energy = energy + (d2.pow(2) if i == j else 2 * d2.pow(2))
+        return reduce_per_sample(energy.flatten(1).mean(dim=1), self.reduction)
+
+
+class GradientNormLoss(_Loss):
+    """DeepReg's ``gradient`` regulariser: the L2 (squared) or L1 norm of the DDF's first derivatives.
+
+    Per voxel (borders cropped) and component ``k``: ``sum_i (du_k/dx_i)^2`` (``l1=False``) or ``sum_i |du_k/dx_i|``
+    (``l1=True``), with central differences; averaged over voxels and components. Without spacing and with
+    ``l1=False`` this equals MONAI's ``DiffusionLoss`` (which has neither L1 nor spacing).
+
+    With a spacing, ``du_k/dx_i = s_k / s_i * (central difference of ddf_k along i, in voxels)``: a ramp of
+    component ``k`` along its own axis (a uniform strain) is spacing-invariant, while a shear ramp ``ddf_k = a x_j``
+    gives ``(a s_k / s_j)^2`` (L2).
+
+    Sign and range: ``>= 0``; ``0`` for a constant (translation) DDF. Unit-free with a spacing, voxel/voxel without.
+
+    Args:
+        l1: use the L1 norm instead of the squared L2 norm.
+        spacing: voxel size in mm along the array axes (``D`` positive floats), or ``None`` for voxel units.
+        reduction: ``"mean"`` (default) or ``"sum"`` over the batch gives a scalar; ``"none"`` gives ``(B,)``.
+
+    Raises:
+        ValueError: on a bad spacing.
+    """
+
+    def __init__(
+        self,
+        l1: bool = False,
+        spacing: Sequence[float] | None = None,
+        reduction: LossReduction | str = LossReduction.MEAN,
+    ) -> None:
+        super().__init__(reduction=LossReduction(reduction).value)
+        self.l1 = bool(l1)
+        self.spacing = _check_spacing(spacing, type(self).__name__)
+
+    def forward(self, ddf: torch.Tensor) -> torch.Tensor:
+        """Compute the loss.
+
+        Args:
+            ddf: dense displacement field ``(B, D, H, W[, Z])`` in voxels, every spatial size > 2.
+
+        Returns:
+            A scalar (``reduction="mean"|"sum"``) or ``(B,)`` (``"none"``).
+
+        Raises:
+            ValueError: on a wrong shape, or a spacing whose length is not ``D``.
+        """
+        name = type(self).__name__
+        _check_ddf(ddf, name)
+        nd = ddf.ndim - 2
+        u = ddf if self.spacing is None else ddf * _spacing_for(ddf, self.spacing, name)
+        norm = torch.zeros((), dtype=ddf.dtype, device=ddf.device)
+        for i in range(nd):
+            g = _central_difference(u, i + 2)
+            if self.spacing is not None:
+                g = g / self.spacing[i]
+            norm = norm + (g.abs() if self.l1 else g.pow(2))
+        return reduce_per_sample(norm.flatten(1).mean(dim=1), self.reduction)

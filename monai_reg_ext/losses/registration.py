@@ -1,0 +1,150 @@
+"""The weighted registration loss: image dissimilarity + label dissimilarity + DDF regulariser.
+
+It is the ``loss_function`` of a MONAI ``SupervisedTrainer``: called as ``loss(pred, targets)`` with the network's
+output dict and the batch targets (keys in ``docs/dev_contract.md``). From a bundle config::
+
+    "loss": {"_target_": "monai_reg_ext.losses.RegistrationLoss",
+             "image_loss": {"_target_": "monai_reg_ext.losses.LocalNormalizedCrossCorrelationLoss", "kernel_size": 7},
+             "label_loss": {"_target_": "monai_reg_ext.losses.MultiScaleLabelLoss", "scales": [0, 1, 2, 4, 8, 16, 32]},
+             "regulariser": {"_target_": "monai_reg_ext.losses.BendingEnergyLoss"},
+             "weights": {"image": 1.0, "label": 1.0, "regulariser": 0.5}}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, MutableMapping, Sequence
+from typing import Any, Callable, Union
+
+import torch
+from monai.losses import MultiScaleLoss
+from torch import nn
+
+__all__ = ["RegistrationLoss"]
+
+_TERMS = ("image", "label", "regulariser")
+LossFn = Callable[..., torch.Tensor]
+Weights = Union[Sequence[float], Mapping[str, float]]
+
+
+def _parse_weights(weights: Weights) -> dict[str, float]:
+    if isinstance(weights, Mapping):
+        unknown = set(weights) - set(_TERMS)
+        if unknown:
+            raise ValueError(f"RegistrationLoss: expected weight keys among {_TERMS}, got unknown {sorted(unknown)}.")
+        parsed = {k: float(weights.get(k, 1.0)) for k in _TERMS}
+    else:
+        values = list(weights)
+        if len(values) != 3:
+            raise ValueError(
+                f"RegistrationLoss: expected 3 weights (image, label, regulariser), got {len(values)}: {values}."
+            )
+        parsed = {k: float(v) for k, v in zip(_TERMS, values)}
+    negative = {k: v for k, v in parsed.items() if v < 0}
+    if negative:
+        raise ValueError(f"RegistrationLoss: expected weights >= 0, got {negative}.")
+    return parsed
+
+
+class RegistrationLoss(nn.Module):
+    """Weighted sum ``w_image * image_loss + w_label * label_loss + w_regulariser * regulariser``.
+
+    - image term: ``image_loss(pred["pred_fixed_image"], targets["fixed_image"])``;
+    - label term: ``label_loss(pred["pred_fixed_label"], targets["fixed_label"])``. A MONAI ``MultiScaleLoss``, whose
+      ``forward`` takes ``(y_true, y_pred)``, is called in that order automatically;
+    - regulariser term: ``regulariser(pred["ddf"])``.
+
+    A term is disabled when its loss is ``None`` or its weight is 0 (as DeepReg). A term returning a non-scalar
+    (``reduction="none"``) is averaged. The sign and range of the total follow from the terms (e.g. LNCC and GNCC are
+    negative); it is the quantity to minimise.
+
+    Side effect of ``forward``: when ``pred`` is a mutable mapping (the network's output dict in a MONAI engine,
+    ``engine.state.output["pred"]``), the detached values of the active terms and the total are stored as Python
+    floats in ``pred["loss_terms"]`` (keys ``image``, ``label``, ``regulariser``, ``total``) so that handlers can log
+    them, e.g. ``output_transform=lambda o: o["pred"]["loss_terms"]``. ``terms`` has no side effect.
+
+    Args:
+        image_loss: image dissimilarity ``(y_pred, y_true) -> loss``, or ``None``.
+        label_loss: label dissimilarity ``(y_pred, y_true) -> loss``, or ``None``.
+        regulariser: DDF regulariser ``ddf -> loss``, or ``None``.
+        weights: three weights ``(image, label, regulariser)``, or a dict with keys among ``image``, ``label``,
+            ``regulariser`` (missing keys weigh 1.0). Weights must be ``>= 0``.
+
+    Raises:
+        ValueError: on bad weights, or when no term is active.
+    """
+
+    def __init__(
+        self,
+        image_loss: LossFn | None = None,
+        label_loss: LossFn | None = None,
+        regulariser: LossFn | None = None,
+        weights: Weights = (1.0, 1.0, 1.0),
+    ) -> None:
+        super().__init__()
+        self.image_loss = image_loss
+        self.label_loss = label_loss
+        self.regulariser = regulariser
+        self.weights = _parse_weights(weights)
+        losses = {"image": image_loss, "label": label_loss, "regulariser": regulariser}
+        self.active = tuple(k for k in _TERMS if losses[k] is not None and self.weights[k] > 0)
+        if not self.active:
+            given = {k: type(v).__name__ for k, v in losses.items()}
+            raise ValueError(
+                f"RegistrationLoss: expected at least one loss with a weight > 0, got losses {given} "
+                f"and weights {self.weights}."
+            )
+
+    def terms(self, pred: Mapping[str, Any], targets: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """The weighted active terms and their sum.
+
+        Args:
+            pred: network output with ``pred_fixed_image`` ``(B, 1, *S)``, ``ddf`` ``(B, D, *S)`` and optionally
+                ``pred_fixed_label`` ``(B, L, *S)``.
+            targets: batch targets with ``fixed_image`` and optionally ``fixed_label``.
+
+        Returns:
+            ``{"image": ..., "label": ..., "regulariser": ..., "total": ...}`` with only the active terms (already
+            multiplied by their weights) and ``total``, their sum; each a scalar tensor with autograd.
+
+        Raises:
+            ValueError: when a key needed by an active term is missing or ``None`` (e.g. labels absent from the batch
+                while the label term is active).
+        """
+        out: dict[str, torch.Tensor] = {}
+        image_loss, label_loss, regulariser = self.image_loss, self.label_loss, self.regulariser
+        if "image" in self.active and image_loss is not None:
+            y_pred, y_true = self._get(pred, "pred_fixed_image", "pred"), self._get(targets, "fixed_image", "targets")
+            out["image"] = self.weights["image"] * image_loss(y_pred, y_true).mean()
+        if "label" in self.active and label_loss is not None:
+            y_pred, y_true = self._get(pred, "pred_fixed_label", "pred"), self._get(targets, "fixed_label", "targets")
+            if isinstance(label_loss, MultiScaleLoss):
+                y_pred, y_true = y_true, y_pred  # MONAI's MultiScaleLoss.forward takes (y_true, y_pred)
+            out["label"] = self.weights["label"] * label_loss(y_pred, y_true).mean()
+        if "regulariser" in self.active and regulariser is not None:
+            out["regulariser"] = self.weights["regulariser"] * regulariser(self._get(pred, "ddf", "pred")).mean()
+        total = torch.stack(list(out.values())).sum()
+        out["total"] = total
+        return out
+
+    def forward(self, pred: Mapping[str, Any], targets: Mapping[str, Any]) -> torch.Tensor:
+        """The total loss (scalar, with autograd); also stores ``pred["loss_terms"]`` (see the class docstring)."""
+        terms = self.terms(pred, targets)
+        if isinstance(pred, MutableMapping):
+            pred["loss_terms"] = {k: float(v.detach()) for k, v in terms.items()}
+        return terms["total"]
+
+    def _get(self, data: Mapping[str, Any], key: str, where: str) -> torch.Tensor:
+        if not isinstance(data, Mapping):
+            raise ValueError(f"RegistrationLoss: expected {where} to be a dict, got {type(data).__name__}.")
+        value = data.get(key)
+        if value is None:
+            term = {"pred_fixed_image": "image", "fixed_image": "image", "ddf": "regulariser"}.get(key, "label")
+            raise ValueError(
+                f"RegistrationLoss: the {term} term (weight {self.weights[term]}) expected {where}[{key!r}], "
+                f"got keys {sorted(data)}{' with None' if key in data else ''}. "
+                "Disable the term (weight 0 or loss None) or provide it."
+            )
+        return value
+
+    def extra_repr(self) -> str:
+        return f"weights={self.weights}, active={self.active}"

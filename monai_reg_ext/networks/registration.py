@@ -1,0 +1,311 @@
+"""Registration network: a MONAI backbone predicting a DDF, a DVF or an affine transform, plus the warping.
+
+This is DeepReg's ``ddf`` / ``dvf`` models (and ``ddf`` with the ``global`` backbone, i.e. affine) on MONAI backbones.
+Conventions (DDF layout, voxel units, moving vs fixed, theta): ``docs/conventions.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..spatial import dvf_to_ddf, warp_image
+from .backbones import (
+    BACKBONES,
+    backbone_name_of,
+    build_backbone,
+    init_output_layer,
+    resolve_backbone_kwargs,
+    size_multiple,
+    to_jsonable,
+)
+
+__all__ = ["RegistrationNet", "resize_to", "check_pair"]
+
+Method = Literal["ddf", "dvf", "affine"]
+_METHODS = ("ddf", "dvf", "affine")
+
+
+def resize_to(image: torch.Tensor, spatial_size: Sequence[int]) -> torch.Tensor:
+    """Resize ``(B, C, *S)`` to ``spatial_size`` with (bi/tri)linear interpolation, ``align_corners=True``.
+
+    Moving and fixed are taken to cover the same field of view (``docs/conventions.md``). Returns ``image`` itself when
+    the size already matches.
+    """
+    size = tuple(int(s) for s in spatial_size)
+    if tuple(image.shape[2:]) == size:
+        return image
+    mode = "trilinear" if len(size) == 3 else "bilinear"
+    return F.interpolate(image, size=size, mode=mode, align_corners=True)
+
+
+def check_pair(
+    name: str,
+    spatial_dims: int,
+    image_channels: int,
+    moving_image: torch.Tensor,
+    fixed_image: torch.Tensor,
+    moving_label: torch.Tensor | None,
+    size_mult: int = 1,
+    fixed_size: Sequence[int] | None = None,
+) -> None:
+    """Validate a moving/fixed pair (and an optional moving label) for a network.
+
+    Raises:
+        ValueError: naming the expected and the received shape for wrong ndim, channels, batch or spatial size.
+    """
+    nd = spatial_dims + 2
+    layout = "(B, C, H, W)" if spatial_dims == 2 else "(B, C, H, W, Z)"
+    for key, t in (("moving_image", moving_image), ("fixed_image", fixed_image), ("moving_label", moving_label)):
+        if t is None:
+            continue
+        if not isinstance(t, torch.Tensor):
+            raise ValueError(f"{name}: {key} expected a torch.Tensor {layout}, got {type(t).__name__}.")
+        if t.ndim != nd:
+            raise ValueError(
+                f"{name}: {key} expected {nd} dims {layout} for spatial_dims={spatial_dims}, "
+                f"got shape {tuple(t.shape)}."
+            )
+    for key, t in (("moving_image", moving_image), ("fixed_image", fixed_image)):
+        if t.shape[1] != image_channels:
+            raise ValueError(f"{name}: {key} expected {image_channels} channel(s), got shape {tuple(t.shape)}.")
+    if moving_image.shape[0] != fixed_image.shape[0]:
+        raise ValueError(
+            f"{name}: expected equal batch sizes, got moving_image {tuple(moving_image.shape)} "
+            f"and fixed_image {tuple(fixed_image.shape)}."
+        )
+    if moving_label is not None:
+        if moving_label.shape[0] != moving_image.shape[0] or moving_label.shape[2:] != moving_image.shape[2:]:
+            raise ValueError(
+                f"{name}: moving_label expected shape (B, L, *S_moving) = ({moving_image.shape[0]}, L, "
+                f"{', '.join(str(s) for s in moving_image.shape[2:])}), got {tuple(moving_label.shape)}."
+            )
+        if moving_label.shape[1] < 1:
+            raise ValueError(f"{name}: moving_label expected at least 1 channel, got {tuple(moving_label.shape)}.")
+    s_fix = tuple(int(s) for s in fixed_image.shape[2:])
+    if fixed_size is not None and s_fix != tuple(int(s) for s in fixed_size):
+        raise ValueError(
+            f"{name}: fixed_image spatial size expected {tuple(fixed_size)} (fixed at construction), got {s_fix}."
+        )
+    if any(s % size_mult for s in s_fix):
+        raise ValueError(
+            f"{name}: fixed_image spatial size expected divisible by {size_mult} (backbone depth), got {s_fix}."
+        )
+
+
+class RegistrationNet(nn.Module):
+    """Predict the transformation from a moving to a fixed image, and warp the moving image (and label) with it.
+
+    The moving image is resized to the fixed grid (linear, ``align_corners=True``) and concatenated with the fixed
+    image as the backbone input ``(B, 2C, *S_fixed)``. The backbone predicts a DDF (``method="ddf"``), a stationary
+    velocity field integrated by scaling and squaring (``"dvf"``), or an affine transform (``"affine"``, GlobalNet
+    only). The **original** moving image is then warped with :func:`monai_reg_ext.warp_image` (normalised
+    coordinates, so moving and fixed sizes may differ). See ``docs/conventions.md``.
+
+    The output convolutions of named backbones are zero-initialised (GlobalNet's affine head already starts at the
+    identity), so training starts at the identity transform, as DeepReg.
+
+    Args:
+        backbone: ``"localnet"``, ``"globalnet"``, ``"regunet"``, ``"voxelmorph"`` (MONAI's LocalNet, GlobalNet,
+            RegUNet, VoxelMorphUNet with :func:`~monai_reg_ext.networks.backbones.default_backbone_kwargs`), or a
+            prebuilt ``nn.Module`` mapping ``(B, 2C, *S)`` to ``(B, D, *S)``. A prebuilt module is used as given (its
+            output layer is **not** re-initialised) and :attr:`config` records only its class path, so
+            :func:`~monai_reg_ext.networks.load_checkpoint` needs the module again (``backbone=`` argument).
+        method: ``"ddf"``, ``"dvf"`` or ``"affine"`` (requires a GlobalNet backbone). A GlobalNet backbone with
+            ``"ddf"`` is DeepReg's affine ``ddf`` + ``global`` model; ``"dvf"`` with GlobalNet is refused.
+        spatial_dims: 2 or 3.
+        image_size: fixed image array shape; required for GlobalNet, whose size is fixed at construction.
+        backbone_kwargs: overrides of the backbone defaults (e.g. ``{"num_channel_initial": 4}``); JSON lists are
+            turned into tuples. ``spatial_dims``, ``in_channels``, ``out_channels``, ``image_size`` are set here.
+        num_steps: scaling-and-squaring steps for ``"dvf"``.
+        warp_mode: interpolation of the moving image (``"bilinear"`` or ``"nearest"``); labels are always bilinear.
+        padding_mode: ``"border"``, ``"zeros"`` or ``"reflection"`` when sampling outside the moving image.
+        image_channels: channels ``C`` of each of the moving and fixed images (1 for DeepReg data).
+
+    Raises:
+        ValueError: invalid method/backbone combination, missing ``image_size``, bad options.
+    """
+
+    def __init__(
+        self,
+        backbone: str | nn.Module = "localnet",
+        method: Method = "ddf",
+        spatial_dims: int = 3,
+        image_size: Sequence[int] | None = None,
+        backbone_kwargs: Mapping[str, Any] | None = None,
+        num_steps: int = 7,
+        warp_mode: Literal["bilinear", "nearest"] = "bilinear",
+        padding_mode: Literal["border", "zeros", "reflection"] = "border",
+        image_channels: int = 1,
+    ) -> None:
+        super().__init__()
+        if method not in _METHODS:
+            raise ValueError(f"method: expected one of {_METHODS}, got {method!r}.")
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims: expected 2 or 3, got {spatial_dims}.")
+        if warp_mode not in ("bilinear", "nearest"):
+            raise ValueError(f"warp_mode: expected 'bilinear' or 'nearest', got {warp_mode!r}.")
+        if padding_mode not in ("border", "zeros", "reflection"):
+            raise ValueError(f"padding_mode: expected 'border', 'zeros' or 'reflection', got {padding_mode!r}.")
+        if int(num_steps) < 0:
+            raise ValueError(f"num_steps: expected >= 0, got {num_steps}.")
+        if image_size is not None and len(image_size) != spatial_dims:
+            raise ValueError(f"image_size: expected {spatial_dims} entries, got {tuple(image_size)}.")
+        self.method = method
+        self.spatial_dims = spatial_dims
+        self.image_size = None if image_size is None else tuple(int(s) for s in image_size)
+        self.num_steps = int(num_steps)
+        self.warp_mode = warp_mode
+        self.padding_mode = padding_mode
+        self.image_channels = int(image_channels)
+
+        if isinstance(backbone, nn.Module):
+            self.backbone = backbone
+            self.backbone_name = backbone_name_of(backbone)
+            backbone_cfg: Any = None
+            kwargs_cfg: dict[str, Any] = {}
+            self._backbone_class = f"{type(backbone).__module__}.{type(backbone).__qualname__}"
+        elif isinstance(backbone, str):
+            if backbone not in BACKBONES:
+                raise ValueError(f"backbone: expected one of {BACKBONES} or an nn.Module, got {backbone!r}.")
+            kwargs = resolve_backbone_kwargs(backbone, backbone_kwargs)
+            self.backbone = build_backbone(
+                backbone,
+                spatial_dims=spatial_dims,
+                in_channels=2 * self.image_channels,
+                out_channels=spatial_dims,
+                image_size=self.image_size,
+                **kwargs,
+            )
+            self.backbone_name = backbone
+            init_output_layer(self.backbone, "zeros")
+            backbone_cfg = backbone
+            kwargs_cfg = kwargs
+            self._backbone_class = None
+        else:
+            raise ValueError(
+                f"backbone: expected a name in {BACKBONES} or an nn.Module, got {type(backbone).__name__}."
+            )
+
+        self.is_global = self.backbone_name == "globalnet"
+        if method == "affine" and not self.is_global:
+            raise ValueError(
+                f"method='affine': expected the 'globalnet' backbone, got {self.backbone_name or backbone}."
+            )
+        if method == "dvf" and self.is_global:
+            raise ValueError(
+                "method='dvf': expected a dense backbone (localnet, regunet, voxelmorph), got 'globalnet'."
+            )
+        if self.is_global and self.image_size is None:
+            self.image_size = tuple(int(s) for s in self.backbone.image_size)  # prebuilt GlobalNet
+        self._size_multiple = size_multiple(self.backbone)
+
+        self._config: dict[str, Any] = to_jsonable(
+            {
+                "backbone": backbone_cfg,
+                "method": method,
+                "spatial_dims": spatial_dims,
+                "image_size": self.image_size,
+                "backbone_kwargs": kwargs_cfg,
+                "num_steps": self.num_steps,
+                "warp_mode": warp_mode,
+                "padding_mode": padding_mode,
+                "image_channels": self.image_channels,
+            }
+        )
+        if self._backbone_class is not None:
+            self._config["backbone_class"] = self._backbone_class
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments as a plain JSON-able dict (a copy). ``RegistrationNet(**config)`` rebuilds the net,
+        except for a prebuilt backbone (``backbone`` is ``None`` and ``backbone_class`` names its class)."""
+        return to_jsonable(self._config)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], backbone: nn.Module | None = None) -> RegistrationNet:
+        """Rebuild from :attr:`config`; ``backbone`` replaces the recorded one (required for a prebuilt backbone).
+
+        Raises:
+            ValueError: the config records a prebuilt backbone and none is given.
+        """
+        cfg = dict(config)
+        backbone_class = cfg.pop("backbone_class", None)
+        if backbone is not None:
+            cfg["backbone"] = backbone
+            cfg.pop("backbone_kwargs", None)
+        elif cfg.get("backbone") is None:
+            raise ValueError(
+                f"RegistrationNet.from_config: the config records a prebuilt backbone ({backbone_class}); expected it "
+                "as the backbone argument, got None."
+            )
+        return cls(**cfg)
+
+    def _run_backbone(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Backbone output ``(B, D, *S)`` and, for GlobalNet, theta ``(B, D, D + 1)`` (with gradients)."""
+        if not self.is_global:
+            return self.backbone(x), None
+        captured: list[torch.Tensor] = []
+        # GlobalNet keeps only a detached theta (save_theta); read the affine head's output instead
+        handle = self.backbone.output_block.fc.register_forward_hook(lambda _m, _i, out: captured.append(out))
+        try:
+            ddf = self.backbone(x)
+        finally:
+            handle.remove()
+        theta = captured[-1].reshape(x.shape[0], self.spatial_dims, self.spatial_dims + 1)
+        return ddf, theta
+
+    def forward(
+        self,
+        moving_image: torch.Tensor,
+        fixed_image: torch.Tensor,
+        moving_label: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Register ``moving_image`` to ``fixed_image``.
+
+        Args:
+            moving_image: ``(B, C, *S_moving)``, intensities typically in [0, 1].
+            fixed_image: ``(B, C, *S_fixed)``; defines the output grid.
+            moving_label: optional ``(B, L, *S_moving)`` in [0, 1].
+
+        Returns:
+            Dict with ``ddf`` ``(B, D, *S_fixed)`` in fixed-grid voxels; ``pred_fixed_image`` ``(B, C, *S_fixed)``
+            (the warped moving image); ``dvf`` (``"dvf"``, same layout as ``ddf``); ``theta`` ``(B, D, D + 1)``
+            (GlobalNet, voxel coordinates with origin at voxel 0); ``pred_fixed_label`` ``(B, L, *S_fixed)`` (moving
+            label warped bilinearly) when ``moving_label`` is given.
+
+        Raises:
+            ValueError: shapes that do not fit, naming expected vs got.
+        """
+        check_pair(
+            "RegistrationNet",
+            self.spatial_dims,
+            self.image_channels,
+            moving_image,
+            fixed_image,
+            moving_label,
+            size_mult=self._size_multiple,
+            fixed_size=self.image_size if self.is_global else None,
+        )
+        x = torch.cat([resize_to(moving_image, fixed_image.shape[2:]), fixed_image], dim=1)
+        raw, theta = self._run_backbone(x)
+        out: dict[str, torch.Tensor] = {}
+        if self.method == "dvf":
+            out["dvf"] = raw
+            ddf = dvf_to_ddf(raw, num_steps=self.num_steps)
+        else:
+            ddf = raw
+        out["ddf"] = ddf
+        if theta is not None:
+            out["theta"] = theta
+        out["pred_fixed_image"] = warp_image(moving_image, ddf, mode=self.warp_mode, padding_mode=self.padding_mode)
+        if moving_label is not None:
+            out["pred_fixed_label"] = warp_image(moving_label, ddf, mode="bilinear", padding_mode=self.padding_mode)
+        return out
+
+    def extra_repr(self) -> str:
+        return f"method={self.method!r}, spatial_dims={self.spatial_dims}, backbone={self.backbone_name!r}"

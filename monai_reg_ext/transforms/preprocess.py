@@ -1,0 +1,251 @@
+"""Deterministic preprocessing of registration samples: load, check labels, orient, resample, resize, normalise.
+
+Dict keys follow the batch contract: ``moving_image``, ``fixed_image`` ``(1, *S)`` and ``moving_label``,
+``fixed_label`` ``(L, *S)`` with values in ``[0, 1]`` (see ``docs/conventions.md`` and ``docs/data.md``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Literal
+
+import numpy as np
+import torch
+from monai.data import MetaTensor
+from monai.transforms import (
+    Compose,
+    LoadImage,
+    MapTransform,
+    Orientationd,
+    ResizeWithPadOrCropd,
+    ScaleIntensityd,
+    ScaleIntensityRangePercentilesd,
+    Spacingd,
+)
+from monai.transforms import Resize as _Resize
+
+from ..data.io import H5ImageReader, is_h5_ref, split_h5_ref
+
+__all__ = [
+    "IMAGE_KEYS",
+    "LABEL_KEYS",
+    "LoadRegistrationImaged",
+    "CheckLabeld",
+    "ResizeLineard",
+    "registration_preprocessing",
+]
+
+IMAGE_KEYS: tuple[str, str] = ("moving_image", "fixed_image")
+LABEL_KEYS: tuple[str, str] = ("moving_label", "fixed_label")
+
+
+def _source(value) -> str:
+    if isinstance(value, MetaTensor):
+        return str(value.meta.get("filename_or_obj", "<in-memory>"))
+    return "<in-memory>"
+
+
+class LoadRegistrationImaged(MapTransform):
+    """Load image/label references (paths, lists of paths, or ``"file.h5::key"``) as channel-first MetaTensors.
+
+    Wraps MONAI's ``LoadImage`` (NIfTI and every ITK format) with :class:`~monai_reg_ext.data.io.H5ImageReader`
+    registered, ``ensure_channel_first=True`` and ``float32``. A list of references is stacked as channels (one
+    label per file). Values that are already arrays/tensors are passed through unchanged.
+
+    Raises:
+        ValueError: naming the key and file when a file cannot be read (unreadable, truncated, unknown H5 key).
+        FileNotFoundError: when a file does not exist.
+    """
+
+    def __init__(self, keys=IMAGE_KEYS + LABEL_KEYS, allow_missing_keys: bool = True, dtype=np.float32):
+        super().__init__(keys, allow_missing_keys)
+        self.loader = LoadImage(reader=H5ImageReader(), image_only=True, ensure_channel_first=True, dtype=dtype)
+        # choose the reader by suffix (H5 references first, then MONAI's defaults) and let its error through,
+        # instead of trying every reader and reporting that none fits
+        self.loader.auto_select = True
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            value = d[key]
+            if isinstance(value, (torch.Tensor, np.ndarray)):
+                continue
+            refs = [value] if isinstance(value, str) else list(value)
+            for ref in refs:
+                path = split_h5_ref(str(ref))[0] if is_h5_ref(str(ref)) else str(ref)
+                if not os.path.exists(path):
+                    raise FileNotFoundError(f"'{key}': file '{path}' does not exist.")
+            try:
+                d[key] = self.loader(refs if len(refs) > 1 else refs[0])
+            except (ValueError, FileNotFoundError) as e:
+                if any(str(r) in str(e) for r in refs):
+                    raise
+                raise ValueError(f"'{key}': cannot read {refs if len(refs) > 1 else refs[0]}: {e}") from e
+            except Exception as e:  # noqa: BLE001 - any reader failure becomes a ValueError naming the file
+                raise ValueError(
+                    f"'{key}': cannot read {refs if len(refs) > 1 else refs[0]} (unreadable or truncated file?): "
+                    f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                ) from e
+        return d
+
+
+class CheckLabeld(MapTransform):
+    """Check each label against its image: same spatial shape, values in ``[0, 1]``.
+
+    Args:
+        keys: label keys.
+        image_keys: the image key of each label key (same length as ``keys``).
+        allow_missing_keys: skip absent labels (unlabelled data).
+
+    Raises:
+        ValueError: naming the label file, when values are outside ``[0, 1]`` (an integer label map must be
+            converted to one-hot channels first) or its spatial shape differs from its image's.
+    """
+
+    def __init__(
+        self,
+        keys: Sequence[str] = LABEL_KEYS,
+        image_keys: Sequence[str] = IMAGE_KEYS,
+        allow_missing_keys: bool = True,
+    ):
+        super().__init__(keys, allow_missing_keys)
+        if len(self.keys) != len(image_keys):
+            raise ValueError(f"expected one image key per label key, got {list(self.keys)} and {list(image_keys)}.")
+        self.image_keys = dict(zip(self.keys, image_keys))
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            label = d[key]
+            lo, hi = float(label.min()), float(label.max())
+            if lo < 0 or hi > 1 or not np.isfinite(lo + hi):
+                hint = ""
+                if lo >= 0 and hi > 1 and float(hi).is_integer():
+                    hint = (
+                        f" It looks like an integer label map with {int(hi)} classes: convert it to one-hot "
+                        "channels (last axis, or one file per label)."
+                    )
+                raise ValueError(
+                    f"'{key}' file '{_source(label)}': label values must lie in [0, 1], got [{lo:g}, {hi:g}].{hint}"
+                )
+            image_key = self.image_keys[key]
+            if image_key in d and isinstance(d[image_key], torch.Tensor):
+                s_img, s_lab = tuple(d[image_key].shape[1:]), tuple(label.shape[1:])
+                if s_img != s_lab:
+                    raise ValueError(
+                        f"'{key}' file '{_source(label)}' has spatial shape {s_lab}, but its image "
+                        f"'{_source(d[image_key])}' has {s_img}; expected the same shape."
+                    )
+        return d
+
+
+class ResizeLineard(MapTransform):
+    """Resize to ``spatial_size`` with (bi/tri)linear interpolation, chosen from the number of spatial dims.
+
+    MONAI's ``Resized`` needs the mode spelled per dimension; this keeps one pipeline for 2D and 3D. Labels stay in
+    ``[0, 1]`` (linear interpolation is a convex combination). The MetaTensor affine is updated by MONAI.
+    """
+
+    def __init__(self, keys, spatial_size: Sequence[int], allow_missing_keys: bool = True):
+        super().__init__(keys, allow_missing_keys)
+        self.spatial_size = tuple(int(s) for s in spatial_size)
+        self._resizers = {
+            2: _Resize(self.spatial_size, mode="bilinear") if len(self.spatial_size) == 2 else None,
+            3: _Resize(self.spatial_size, mode="trilinear") if len(self.spatial_size) == 3 else None,
+        }
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            dims = d[key].ndim - 1
+            resizer = self._resizers.get(dims)
+            if resizer is None:
+                raise ValueError(
+                    f"'{key}' file '{_source(d[key])}' has {dims} spatial dims, but spatial_size "
+                    f"{self.spatial_size} has {len(self.spatial_size)}."
+                )
+            if tuple(d[key].shape[1:]) != self.spatial_size:
+                d[key] = resizer(d[key])
+        return d
+
+
+def registration_preprocessing(
+    spatial_size: Sequence[int] | None = None,
+    *,
+    moving_spatial_size: Sequence[int] | None = None,
+    fixed_spatial_size: Sequence[int] | None = None,
+    spacing: Sequence[float] | None = None,
+    orientation: str | None = None,
+    resize_mode: Literal["resize", "pad_crop"] = "resize",
+    intensity: Literal["minmax", "percentile"] | None = "minmax",
+    percentiles: tuple[float, float] = (1.0, 99.0),
+    image_keys: Sequence[str] = IMAGE_KEYS,
+    label_keys: Sequence[str] = LABEL_KEYS,
+    load: bool = True,
+    check_labels: bool = True,
+) -> Compose:
+    """Default preprocessing of a registration sample, built from MONAI transforms.
+
+    Steps: load (:class:`LoadRegistrationImaged`), label check (:class:`CheckLabeld`), optional ``Orientationd``,
+    optional ``Spacingd`` (bilinear for images and labels), resize (linear, DeepReg's choice) or pad/crop to the
+    target shape, intensity normalisation of the images to ``[0, 1]``. Absent label keys are skipped.
+
+    Args:
+        spatial_size: target array shape for moving and fixed, ``None`` keeps the loaded shape.
+        moving_spatial_size: target shape of the moving image/label (overrides ``spatial_size``).
+        fixed_spatial_size: target shape of the fixed image/label (overrides ``spatial_size``).
+        spacing: target voxel spacing in mm (``Spacingd``), ``None`` keeps the file's grid.
+        orientation: axis codes such as ``"RAS"`` (``Orientationd``), ``None`` keeps the file's orientation.
+        resize_mode: ``"resize"`` (linear interpolation) or ``"pad_crop"`` (``ResizeWithPadOrCropd``, zero padding).
+        intensity: ``"minmax"`` (per image, to ``[0, 1]``), ``"percentile"`` (clip at ``percentiles`` and rescale to
+            ``[0, 1]``) or ``None``.
+        percentiles: lower and upper percentiles for ``intensity="percentile"``.
+        image_keys: moving and fixed image keys.
+        label_keys: moving and fixed label keys (same order as ``image_keys``).
+        load: include the loading step (``False`` when samples already hold arrays).
+        check_labels: include the label check.
+
+    Returns:
+        a ``monai.transforms.Compose``.
+
+    Example:
+        >>> t = registration_preprocessing((64, 64, 64), spacing=(1.5, 1.5, 1.5), orientation="RAS")
+        >>> sample = t({"moving_image": "m.nii.gz", "fixed_image": "f.nii.gz"})  # doctest: +SKIP
+    """
+    if resize_mode not in ("resize", "pad_crop"):
+        raise ValueError(f"resize_mode must be 'resize' or 'pad_crop', got '{resize_mode}'.")
+    if intensity not in ("minmax", "percentile", None):
+        raise ValueError(f"intensity must be 'minmax', 'percentile' or None, got '{intensity}'.")
+    image_keys, label_keys = list(image_keys), list(label_keys)
+    if len(image_keys) != len(label_keys):
+        raise ValueError(f"expected one label key per image key, got {image_keys} and {label_keys}.")
+    all_keys = image_keys + label_keys
+    transforms: list = []
+    if load:
+        transforms.append(LoadRegistrationImaged(all_keys))
+    if check_labels:
+        transforms.append(CheckLabeld(label_keys, image_keys))
+    if orientation is not None:
+        transforms.append(Orientationd(all_keys, axcodes=orientation, allow_missing_keys=True))
+    if spacing is not None:
+        transforms.append(Spacingd(all_keys, pixdim=tuple(spacing), mode="bilinear", allow_missing_keys=True))
+    sizes = [moving_spatial_size, fixed_spatial_size] if len(image_keys) == 2 else [None] * len(image_keys)
+    for img_key, lab_key, size in zip(image_keys, label_keys, sizes):
+        size = size if size is not None else spatial_size
+        if size is None:
+            continue
+        if resize_mode == "resize":
+            transforms.append(ResizeLineard([img_key, lab_key], size))
+        else:
+            transforms.append(ResizeWithPadOrCropd([img_key, lab_key], tuple(size), allow_missing_keys=True))
+    if intensity == "minmax":
+        transforms.append(ScaleIntensityd(image_keys, minv=0.0, maxv=1.0, allow_missing_keys=True))
+    elif intensity == "percentile":
+        lo, hi = percentiles
+        transforms.append(
+            ScaleIntensityRangePercentilesd(
+                image_keys, lower=lo, upper=hi, b_min=0.0, b_max=1.0, clip=True, allow_missing_keys=True
+            )
+        )
+    return Compose(transforms)
