@@ -11,7 +11,7 @@ import torch
 from monai.bundle import ConfigParser
 from torch import nn
 
-__all__ = ["BundleModel", "load_bundle"]
+__all__ = ["BundleModel", "load_bundle", "infer_bundle_root"]
 
 
 @dataclass
@@ -82,3 +82,44 @@ def load_bundle(
     dev = torch.device(device) if device is not None else torch.device("cpu")
     network = network.to(dev).eval()
     return BundleModel(network=network, spatial_size=spatial_size, bundle_dir=root, config=parser.config)
+
+
+def infer_bundle_root(name: str | None = None, default: str = ".") -> str:
+    """Find the bundle folder for a config's ``bundle_root`` when it is not given on the command line.
+
+    Looks, in order, at the folder two levels above the first ``--config_file`` on the command line
+    (``python -m monai.bundle run training --config_file bundles/NAME/configs/train.json``), at the current folder
+    when it holds ``configs/metadata.json``, and at ``bundles/<name>`` below it. Falls back to ``default``.
+
+    Args:
+        name: the bundle's folder name, used for the ``bundles/<name>`` guess.
+        default: returned when nothing matches.
+    """
+    import ast
+    import sys
+
+    argv = sys.argv[1:]
+    for i, arg in enumerate(argv):
+        value = None
+        if arg.startswith("--config_file="):
+            value = arg.split("=", 1)[1]
+        elif arg == "--config_file" and i + 1 < len(argv):
+            value = argv[i + 1]
+        if value is None:
+            continue
+        if value.strip().startswith("["):
+            try:
+                value = ast.literal_eval(value)[0]
+            except (ValueError, SyntaxError, IndexError):
+                continue
+        else:
+            value = value.split(",")[0]
+        root = Path(value).resolve().parent.parent
+        if (root / "configs").is_dir():
+            return str(root)
+    cwd = Path.cwd()
+    if (cwd / "configs" / "metadata.json").is_file():
+        return str(cwd)
+    if name and (cwd / "bundles" / name / "configs").is_dir():
+        return str(cwd / "bundles" / name)
+    return default

@@ -227,6 +227,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``monai-reg`` console script."""
     import fire
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if ("--help" in argv or "-h" in argv) and "--" not in argv:  # commands taking **overrides would swallow it
+        argv = [a for a in argv if a not in ("--help", "-h")] + ["--", "--help"]
     try:
         fire.Fire(
             {"train": train, "evaluate": evaluate, "predict": predict, "register": register, "warp": warp},

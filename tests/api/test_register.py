@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from monai_reg_ext.api import register
+from monai_reg_ext.bundle import load_bundle
+from monai_reg_ext.io import load_ddf
+
+
+def test_register_outputs_carry_fixed_affine(tiny_bundle, pair_files, tmp_path):
+    result = register(
+        pair_files["moving"],
+        pair_files["fixed"],
+        bundle=tiny_bundle,
+        moving_label=pair_files["moving_label"],
+        fixed_label=pair_files["fixed_label"],
+        device="cpu",
+    )
+    assert result.ddf.shape == (3, 20, 18, 14)
+    assert result.ddf.abs().max() > 1e-3  # the random output layer moves things
+    paths = result.save(tmp_path / "out")
+    for key in ("warped_image", "warped_label", "ddf"):
+        img = nib.load(str(paths[key]))
+        np.testing.assert_allclose(img.affine, pair_files["fixed_affine"], atol=1e-4)
+        assert img.shape[:3] == (20, 18, 14)
+    lab = np.asarray(nib.load(str(paths["warped_label"])).dataobj)
+    assert lab.shape == (20, 18, 14, 2) and set(np.unique(lab)) <= {0, 1}
+    ddf, affine = load_ddf(paths["ddf"])
+    torch.testing.assert_close(ddf, result.ddf.float(), atol=1e-4, rtol=1e-4)
+    for k in ("dice_label0_before", "dice_label0_after", "folding_fraction", "sd_log_jacobian"):
+        assert k in result.metrics
+    assert (tmp_path / "out" / "registration.png").stat().st_size > 1000
+
+
+def test_save_refuses_to_overwrite(tiny_bundle, pair_files, tmp_path):
+    result = register(pair_files["moving"], pair_files["fixed"], bundle=tiny_bundle, device="cpu")
+    result.save(tmp_path / "out", figure=False)
+    before = (tmp_path / "out" / "ddf.nii.gz").stat().st_mtime_ns
+    with pytest.raises(FileExistsError, match="ddf.nii.gz"):
+        result.save(tmp_path / "out", figure=False)
+    assert (tmp_path / "out" / "ddf.nii.gz").stat().st_mtime_ns == before
+    result.save(tmp_path / "out", figure=False, overwrite=True)
+
+
+def test_identity_network_on_same_grid_returns_moving(pair_files):
+    class Zero(torch.nn.Module):
+        def forward(self, moving, fixed):
+            return {"ddf": torch.zeros(moving.shape[0], 3, *fixed.shape[2:])}
+
+    result = register(pair_files["fixed"], pair_files["fixed"], network=Zero(), spatial_size=(8, 8, 8))
+    fixed = np.asarray(nib.load(str(pair_files["fixed"])).dataobj)
+    np.testing.assert_allclose(result.warped_image[0].numpy(), fixed, atol=1e-5)
+    assert result.metrics["folding_fraction"] == 0.0
+
+
+def test_arrays_and_bad_inputs(tiny_bundle, tmp_path):
+    model = load_bundle(tiny_bundle)
+    img = np.random.default_rng(0).random((12, 12, 12)).astype(np.float32)
+    result = register(img, img, bundle=model)
+    assert result.ddf.shape == (3, 12, 12, 12)
+    with pytest.raises(FileNotFoundError, match="nope.nii.gz"):
+        register(tmp_path / "nope.nii.gz", img, bundle=model)
+    with pytest.raises(ValueError, match="directory"):
+        register(tmp_path, img, bundle=model)
+    bad = img.copy()
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        register(bad, img, bundle=model)
+    with pytest.raises(ValueError, match="3-D image"):
+        register(img[0], img, bundle=model)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        register(img, img, bundle=model, moving_label=img * 3, fixed_label=img)
+
+
+def test_bundle_errors(tiny_bundle, tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_bundle(tmp_path / "missing")
+    (tiny_bundle / "models" / "model.pt").rename(tiny_bundle / "models" / "other.pt")
+    with pytest.raises(FileNotFoundError, match="model.pt"):
+        load_bundle(tiny_bundle)
+    torch.save({"conv.weight": torch.zeros(3)}, tiny_bundle / "models" / "model.pt")
+    with pytest.raises(ValueError, match="do not fit"):
+        load_bundle(tiny_bundle)
