@@ -34,6 +34,7 @@ _KERNELS = {"gaussian": make_gaussian_kernel, "cauchy": make_cauchy_kernel}
 def _smooth(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Separable zero-padded filtering of ``x (B, C, *S)`` with the odd 1-D ``kernel`` along every spatial axis."""
     nd, channels = x.ndim - 2, x.shape[1]
+    kernel = kernel.to(device=x.device, dtype=x.dtype)  # the loss module itself may sit on another device
     conv = (F.conv2d, F.conv3d)[nd - 2]
     tail = (kernel.numel() - 1) // 2
     for axis in range(nd):

@@ -20,7 +20,7 @@ Output layout (DeepReg "unpaired" layout; DDF convention in ``docs/conventions.m
     data/{train,val,test}/images/subject_XXX.nii.gz   uint8 (X, Y, Z), min-max scaled to 0-255
     data/{train,val,test}/labels/subject_XXX.nii.gz   uint8 one-hot (X, Y, Z, 2), channels [GM, WM]
     data/test/pairs.json                              test pairs: moving, fixed, labels, true DDF
-    data/test/true_ddf/pair_XX.nii.gz                 int16 (X, Y, Z, 3), scl_slope 0.01: VOXEL DDF (our convention,
+    data/test/true_ddf/pair_XX.nii.gz                 int16 (X, Y, Z, 3), scl_slope 0.05: VOXEL DDF (our convention,
                                                       pull, channel k = array axis k), NOT an ITK displacement field
     data/test/baseline.json                           "no registration" Dice and displacement, true-DDF ceiling
     data/example/{moving,fixed,moving_label,fixed_label}.nii.gz   = test pair 0
