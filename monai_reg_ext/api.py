@@ -104,7 +104,8 @@ class RegistrationResult:
         moving_on_fixed: the moving image resampled (not registered) onto the fixed grid.
         warped_label: warped moving label ``(L, *S_fixed)``, binarised at 0.5, or None.
         metrics: per-pair figures (Dice per label before/after, folding fraction, SDlogJ, TRE in mm...).
-        seconds: wall time of the network part (resampling, forward, DDF resize, warp).
+        seconds: wall time of the network part (resampling, forward, instance optimisation when asked, DDF resize,
+            warp).
     """
 
     warped_image: MetaTensor
@@ -182,6 +183,53 @@ def _landmark_tre(result: RegistrationResult, moving_landmarks, fixed_landmarks,
     }
 
 
+_IO_KEYS = ("image_loss", "regulariser", "weight", "lr", "transform", "control_point_spacing", "levels")
+
+
+def _instance_optimisation_settings(model: BundleModel, io_kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    """Keyword arguments of :func:`monai_reg_ext.optimise.instance_optimise` for a bundle.
+
+    Sources, first match wins for the loss: the inference config's ``instance_optimisation`` dict (keys among
+    ``image_loss``, ``regulariser``, ``weight``, ``lr``, ``transform``, ``control_point_spacing``, ``levels``; losses
+    as ``_target_`` components); else the image loss and regulariser of the bundle's ``configs/train.json`` ``loss``
+    (a ``RegistrationLoss``; regulariser weight = ``weights.regulariser / weights.image``, the label term is
+    dropped); else ``instance_optimise``'s defaults (LNCC with kernel 7 + 2 x bending energy, control points every 4
+    voxels). ``io_kwargs`` (any ``instance_optimise`` argument) override all of these.
+    """
+    from monai.bundle import ConfigParser
+
+    settings: dict[str, Any] = {}
+    config = dict(model.config or {})
+    if "instance_optimisation" in config:
+        block = config["instance_optimisation"]
+        unknown = set(block) - set(_IO_KEYS)
+        if unknown:
+            raise ValueError(
+                f"inference config 'instance_optimisation': expected keys among {_IO_KEYS}, got {sorted(unknown)}."
+            )
+        parsed = ConfigParser(config).get_parsed_content("instance_optimisation", instantiate=True)
+        settings = {("reg_weight" if k == "weight" else k): v for k, v in dict(parsed).items()}
+    elif model.bundle_dir is not None and (Path(model.bundle_dir) / "configs" / "train.json").is_file():
+        parser = ConfigParser()
+        parser.read_config(str(Path(model.bundle_dir) / "configs" / "train.json"))
+        parser["bundle_root"] = str(model.bundle_dir)
+        if "loss" in parser and "image_loss" in parser["loss"]:
+            settings["image_loss"] = parser.get_parsed_content("loss#image_loss", instantiate=True)
+            reg = parser["loss"].get("regulariser")
+            weights = parser.get_parsed_content("loss#weights") if "weights" in parser["loss"] else {}
+            if isinstance(weights, dict):
+                w_img, w_reg = float(weights.get("image", 1.0)), float(weights.get("regulariser", 1.0))
+            else:
+                w_img, w_reg = float(weights[0]), float(weights[2])
+            if reg is None or w_reg == 0 or w_img <= 0:
+                settings["reg_weight"] = 0.0
+            else:
+                settings["regulariser"] = parser.get_parsed_content("loss#regulariser", instantiate=True)
+                settings["reg_weight"] = w_reg / w_img
+    settings.update(io_kwargs or {})
+    return settings
+
+
 def register(
     moving: ImageLike,
     fixed: ImageLike,
@@ -194,6 +242,8 @@ def register(
     device: str | torch.device | None = None,
     network: torch.nn.Module | None = None,
     spatial_size: tuple[int, ...] | None = None,
+    instance_optimisation: int = 0,
+    io_kwargs: dict[str, Any] | None = None,
 ) -> RegistrationResult:
     """Register a moving image to a fixed image with a trained network.
 
@@ -213,6 +263,12 @@ def register(
         network: a network to use instead of a bundle (``network(moving, fixed) -> {"ddf": ...}``), with
             ``spatial_size``.
         spatial_size: the network grid when ``network`` is given.
+        instance_optimisation: iterations of instance optimisation (0: none): the network's DDF is refined on the
+            network grid and images (:func:`monai_reg_ext.optimise.instance_optimise`) before it is resized to the
+            fixed grid, with the bundle's image loss and regulariser (see ``_instance_optimisation_settings``:
+            inference config ``instance_optimisation``, else train.json ``loss``, else LNCC(7) + 2 x bending);
+            ``metrics`` then holds ``instance_optimisation_seconds`` and the loss before/after.
+        io_kwargs: extra :func:`~monai_reg_ext.optimise.instance_optimise` arguments (override the bundle's).
 
     Returns:
         A :class:`RegistrationResult`; call ``.save(output_dir)`` to write NIfTI files, metrics and a PNG.
@@ -226,6 +282,10 @@ def register(
         model = BundleModel(network=network.to(dev).eval(), spatial_size=tuple(int(s) for s in spatial_size))
     else:
         raise ValueError("register: give a bundle folder, or a network together with spatial_size.")
+    if isinstance(instance_optimisation, bool) or int(instance_optimisation) != instance_optimisation:
+        raise ValueError(f"register: instance_optimisation must be an int >= 0, got {instance_optimisation!r}.")
+    if instance_optimisation < 0:
+        raise ValueError(f"register: instance_optimisation must be an int >= 0, got {instance_optimisation}.")
     model.network.to(dev)
     ndim = len(model.spatial_size)
 
@@ -255,9 +315,26 @@ def register(
         x = _minmax(x[:1].as_tensor() if isinstance(x, MetaTensor) else x[:1])[None].to(dev)
         return F.interpolate(x, size=model.spatial_size, mode=mode, align_corners=True)
 
+    io_metrics: dict[str, float] = {}
     with torch.no_grad():
-        out = model.network(to_net(moving_fixed), to_net(fixed_img))
+        moving_net, fixed_net = to_net(moving_fixed), to_net(fixed_img)
+        out = model.network(moving_net, fixed_net)
         ddf_net = out["ddf"] if isinstance(out, dict) else out
+    if instance_optimisation > 0:
+        from .optimise import instance_optimise
+
+        io_settings = _instance_optimisation_settings(model, io_kwargs)
+        io_start = time.perf_counter()
+        refined = instance_optimise(
+            moving_net, fixed_net, ddf_net.float(), iterations=int(instance_optimisation), **io_settings
+        )
+        ddf_net = refined.ddf
+        io_metrics = {
+            "instance_optimisation_seconds": time.perf_counter() - io_start,
+            "instance_optimisation_loss_initial": refined.initial_loss,
+            "instance_optimisation_loss_final": refined.final_loss,
+        }
+    with torch.no_grad():
         ddf = resize_ddf(ddf_net.float(), fixed_size)[0]
         warped = warp_image(moving_fixed.as_tensor()[None].to(dev), ddf[None])[0]
     if dev.type == "cuda":
@@ -269,7 +346,7 @@ def register(
     result = RegistrationResult(
         warped_image=warped_img, ddf=ddf, fixed=fixed_img, moving_on_fixed=moving_fixed, seconds=seconds
     )
-    metrics: dict[str, Any] = {"seconds": seconds}
+    metrics: dict[str, Any] = {"seconds": seconds, **io_metrics}
     if "moving_label" in labels:
         mov_lab = _on_fixed_grid(labels["moving_label"], fixed_img, "moving_label")
         warped_lab = warp_image(mov_lab.as_tensor()[None], ddf[None])[0] >= 0.5

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "train", "evaluate", "predict", "register", "warp"]
+__all__ = ["main", "train", "evaluate", "predict", "register", "warp", "download"]
 
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError, NotADirectoryError, IsADirectoryError)
 
@@ -78,6 +78,7 @@ def register(
     device: str | None = None,
     overwrite: bool = False,
     figure: bool = True,
+    instance_optimisation: int = 0,
 ) -> dict[str, str]:
     """Register one pair and write warped_moving.nii.gz, ddf.nii.gz (ITK displacement field, mm), the warped label,
     metrics.csv and registration.png into OUTPUT (all on the fixed image's grid and affine).
@@ -95,6 +96,8 @@ def register(
         device: "cpu", "cuda"... (default: CUDA when available).
         overwrite: replace existing output files.
         figure: write registration.png.
+        instance_optimisation: iterations refining the network's DDF on the pair with the bundle's image loss and
+            regulariser (0: none; see docs/optimisation.md).
     """
     from .api import register as api_register
 
@@ -108,6 +111,7 @@ def register(
         fixed_landmarks=fixed_landmarks,
         landmark_space=landmark_space,
         device=device,
+        instance_optimisation=instance_optimisation,
     )
     paths = result.save(output, overwrite=overwrite, figure=figure)
     for k, v in result.metrics.items():
@@ -223,6 +227,42 @@ def warp(image: str, ddf: str, output: str, mode: str = "bilinear", overwrite: b
     return output
 
 
+def download(
+    name: str,
+    version: str | None = None,
+    url: str | None = None,
+    index: str | None = None,
+    bundle_dir: str = "bundles",
+    overwrite: bool = False,
+    sha256: str | None = None,
+) -> str:
+    """Download a bundle zip, verify its sha256 against the index, and extract it safely to BUNDLE_DIR/NAME.
+
+    Args:
+        name: bundle name, e.g. ``unpaired_mr_brain``.
+        version: bundle version (default: the newest in the index).
+        url: URL of the zip, https:// or file:///abs/path.zip (default: the index entry's source).
+        index: URL or path of a ``model_info.json`` (default: the one beside ``--url``, else the project's release).
+        bundle_dir: folder receiving the bundle.
+        overwrite: replace an existing bundle folder.
+        sha256: expected sha256 of the zip, instead of an index.
+    """
+    from .hub import download as hub_download
+
+    # fire reads "--version 1.0" as a float: give versions with three parts, or quote them ('"1.0"')
+    path = hub_download(
+        str(name),
+        version=None if version is None else str(version),
+        url=url,
+        index=index,
+        bundle_dir=bundle_dir,
+        overwrite=overwrite,
+        sha256=None if sha256 is None else str(sha256),
+    )
+    print(f"downloaded {name} to {path}")
+    return str(path)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``monai-reg`` console script."""
     import fire
@@ -232,7 +272,14 @@ def main(argv: list[str] | None = None) -> None:
         argv = [a for a in argv if a not in ("--help", "-h")] + ["--", "--help"]
     try:
         fire.Fire(
-            {"train": train, "evaluate": evaluate, "predict": predict, "register": register, "warp": warp},
+            {
+                "train": train,
+                "evaluate": evaluate,
+                "predict": predict,
+                "register": register,
+                "warp": warp,
+                "download": download,
+            },
             command=argv,
             name="monai-reg",
         )

@@ -18,8 +18,9 @@ The peers' DDFs are read with a frame-free "coordinate image" trick: three image
 of the moving grid (one per array axis, padded by ``COORD_PAD`` voxels so that points a little outside the field of
 view are still exact) are resampled with the peer's own transform and linear interpolation; at each fixed voxel
 they hold the moving-grid index it samples, so ``ddf = sampled_index - fixed_index``. This needs identical moving and
-fixed grids (shape and affine), which is checked. As a check of the frames, each peer's own warped moving image is
-compared with ``warp_image(moving, ddf)`` (``peer_warp_mae``, intensities scaled to [0, 1], inside the fixed brain).
+fixed grids (shape and affine), which is checked. As a check of the frames, the moving image resampled by the peer
+itself with linear interpolation (ANTs: its warped output; elastix: transformix) is compared with
+``warp_image(moving, ddf)`` (``peer_warp_mae``, intensities scaled to [0, 1], inside the fixed brain).
 
 Metrics per pair (inside the fixed brain = GM or WM of the fixed label):
 
@@ -30,7 +31,8 @@ Metrics per pair (inside the fixed brain = GM or WM of the fixed label):
 - ``folding_pct``: percentage of brain voxels with Jacobian determinant ``<= 0``; ``sdlogj``: SDlogJ in the brain.
 - ``seconds``: wall time of the registration only (metrics and DDF extraction excluded). For ``network`` it is the
   whole ``register`` call on the two files (loading included; the bundle is loaded once before, one untimed warm-up
-  call is made); ``network_seconds`` is the network part that ``register`` reports.
+  call is made); ``network_seconds`` is the network part that ``register`` reports. ``cpu_seconds`` is the process
+  CPU time of the same span (all threads), less sensitive than wall time to other jobs on a shared machine.
 
 Summary: mean and population standard deviation (``ddof=0``, as ``baseline.json``) over the pairs.
 
@@ -287,6 +289,22 @@ def _itk_geometry(img) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
+def _elastix_linear_parameters(transform_parameters, default_value: float):
+    """Copy of an elastix result transform whose resampler interpolates linearly into a float image."""
+    import itk
+
+    params = itk.ParameterObject.New()
+    n = transform_parameters.GetNumberOfParameterMaps()
+    for i in range(n):
+        pm = transform_parameters.GetParameterMap(i)
+        if i == n - 1:
+            pm["ResampleInterpolator"] = ["FinalLinearInterpolator"]
+            pm["ResultImagePixelType"] = ["float"]
+            pm["DefaultPixelValue"] = [repr(float(default_value))]
+        params.AddParameterMap(pm)
+    return params
+
+
 def elastix_ddf_from_parameters(moving_img, transform_parameters, pad: int = COORD_PAD) -> np.ndarray:
     """DDF ``(3, *S)`` (fixed voxels) of an elastix result transform, by transformix on coordinate images.
 
@@ -297,24 +315,17 @@ def elastix_ddf_from_parameters(moving_img, transform_parameters, pad: int = COO
 
     origin, spacing, direction = _itk_geometry(moving_img)
     shape = tuple(int(s) for s in itk.size(moving_img))  # (i, j, k) order
-    params = itk.ParameterObject.New()
-    for i in range(transform_parameters.GetNumberOfParameterMaps()):
-        pm = transform_parameters.GetParameterMap(i)
-        if i == transform_parameters.GetNumberOfParameterMaps() - 1:
-            pm["ResampleInterpolator"] = ["FinalLinearInterpolator"]
-            pm["ResultImagePixelType"] = ["float"]
-            pm["DefaultPixelValue"] = ["-1000000"]
-        params.AddParameterMap(pm)
     padded_origin = _padded_geometry(origin, spacing, direction, pad)
 
-    def run(arr: np.ndarray) -> np.ndarray:
-        out = itk.transformix_filter(_itk_image(arr, padded_origin, spacing, direction), params, log_to_console=False)
+    def run(arr: np.ndarray, default_value: float) -> np.ndarray:
+        params = _elastix_linear_parameters(transform_parameters, default_value)
+        img = _itk_image(arr, padded_origin, spacing, direction)
+        out = itk.transformix_filter(img, params, log_to_console=False)
         return np.asarray(itk.array_from_image(out), dtype=np.float64).transpose(2, 1, 0)
 
     coords = coordinate_grids(shape, pad)
-    sampled = [run(c) for c in coords]
-    params.SetParameter(params.GetNumberOfParameterMaps() - 1, "DefaultPixelValue", "0")
-    inside = run(np.ones_like(coords[0]))
+    sampled = [run(c, -1e6) for c in coords]
+    inside = run(np.ones_like(coords[0]), 0.0)
     return _ddf_from_sampled(sampled, inside, pad, "elastix")
 
 
@@ -349,12 +360,12 @@ def _run_ants(pair: dict[str, Any], full: bool) -> dict[str, Any]:
         raise ValueError("ants: moving and fixed images have different geometry.")
     kwargs = {"reg_iterations": (40, 20, 10)} if full else {}
     with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         reg = ants.registration(fixed, moving, type_of_transform="SyN", outprefix=str(Path(tmp) / "ants_"), **kwargs)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         ddf = ants_ddf_from_transforms(fixed, moving, reg["fwdtransforms"])
         warped = reg["warpedmovout"].numpy()
-    return {"ddf": ddf, "seconds": seconds, "peer_warp_mae": _peer_warp_mae(pair, ddf, warped)}
+    return {"ddf": ddf, "seconds": seconds, "cpu_seconds": cpu, "peer_warp_mae": _peer_warp_mae(pair, ddf, warped)}
 
 
 def _run_elastix(pair: dict[str, Any]) -> dict[str, Any]:
@@ -372,15 +383,18 @@ def _run_elastix(pair: dict[str, Any]) -> dict[str, Any]:
     params = itk.ParameterObject.New()
     params.AddParameterMap(params.GetDefaultParameterMap("bspline"))
     with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         # number_of_threads is not passed: itk-elastix 0.25.4 crashes with it (ITK's global default applies).
-        warped, result_params = itk.elastix_registration_method(
+        _, result_params = itk.elastix_registration_method(
             fixed, moving, parameter_object=params, log_to_console=False, output_directory=tmp
         )
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     ddf = elastix_ddf_from_parameters(moving, result_params)
-    warped = np.asarray(itk.array_from_image(warped), dtype=np.float64).transpose(2, 1, 0)
-    return {"ddf": ddf, "seconds": seconds, "peer_warp_mae": _peer_warp_mae(pair, ddf, warped)}
+    # elastix's own result image uses cubic B-spline interpolation; the check resamples with linear interpolation
+    # (as warp_image does) through transformix, so only a frame or DDF-extraction error can make them differ.
+    linear = itk.transformix_filter(moving, _elastix_linear_parameters(result_params, 0.0), log_to_console=False)
+    warped = np.asarray(itk.array_from_image(linear), dtype=np.float64).transpose(2, 1, 0)
+    return {"ddf": ddf, "seconds": seconds, "cpu_seconds": cpu, "peer_warp_mae": _peer_warp_mae(pair, ddf, warped)}
 
 
 def run_method(method: str, pair: dict[str, Any], model=None, device: str = "cpu") -> dict[str, Any]:
@@ -392,12 +406,13 @@ def run_method(method: str, pair: dict[str, Any], model=None, device: str = "cpu
     if method == "network":
         from monai_reg_ext.api import register
 
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         result = register(str(pair["paths"]["moving"]), str(pair["paths"]["fixed"]), bundle=model, device=device)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         return {
             "ddf": result.ddf.detach().cpu().double().numpy(),
             "seconds": seconds,
+            "cpu_seconds": cpu,
             "network_seconds": result.seconds,
         }
     if method in ("ants_syn", "ants_syn_full"):
@@ -420,6 +435,14 @@ def _versions() -> dict[str, str]:
         except Exception:
             out[dist] = "not installed"
     return out
+
+
+def _load_average() -> list[float] | None:
+    """1, 5 and 15 min load averages (the machine may be shared: timings are only as good as this)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:  # pragma: no cover - not on this platform
+        return None
 
 
 def _summary(rows: list[dict[str, Any]], methods: list[str]) -> dict[str, dict[str, dict[str, float]]]:
@@ -461,6 +484,12 @@ def markdown_table(summary: dict, methods: list[str]) -> str:
             f"| {m} | {sec_txt} | {_fmt(s.get('dice_gm'), 4)} | {_fmt(s.get('dice_wm'), 4)} | "
             f"{_fmt(s.get('error_mm'), 3)} | {_fmt(s.get('folding_pct'), 3)} | {_fmt(s.get('sdlogj'), 3)} | {ratio} |"
         )
+    lines += [
+        "",
+        "Mean ± population std over pairs. s/pair: registration wall time (network: whole `register` call); "
+        "speed ratio = s/pair of ants_syn / s/pair of the method (> 1: faster than ANTs SyN). Error: mean "
+        "|ddf - ddf_true| in mm in the fixed brain; folding % and SDlogJ in the fixed brain.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -522,6 +551,7 @@ def main(
         The results dict written to ``results.json``.
     """
     env_threads = configure_threads(threads)
+    load_start = _load_average()
     if isinstance(methods, str):
         methods = [m.strip() for m in methods.strip("[]()").replace("'", "").replace('"', "").split(",") if m.strip()]
     methods = list(methods)
@@ -561,7 +591,7 @@ def main(
         for m in all_methods:
             res = run_method(m, pair, model=model, device=device)
             row = {"pair": i, "method": m, "seconds": res["seconds"], **evaluate_ddf(pair, res["ddf"])}
-            for extra in ("network_seconds", "peer_warp_mae"):
+            for extra in ("cpu_seconds", "network_seconds", "peer_warp_mae"):
                 if extra in res:
                     row[extra] = res[extra]
             rows.append(row)
@@ -584,9 +614,11 @@ def main(
             "Dice: moving one-hot labels + background warped bilinearly, argmax, vs fixed label. error_mm: mean "
             "|ddf - ddf_true| in mm inside the fixed brain (GM or WM). folding_pct: % of brain voxels with Jacobian "
             "determinant <= 0; sdlogj: SD of log Jacobian in the brain. seconds: registration wall time per pair "
-            "(network: whole register() call incl. reading the two files; network_seconds: the network part). "
-            "peer_warp_mae: |peer's own warped moving - warp_image(moving, extracted ddf)| in [0, 1] intensities in "
-            "the brain (check of the DDF extraction). Summary: mean and population std (ddof=0) over pairs."
+            "(network: whole register() call incl. reading the two files; network_seconds: the network part); "
+            "cpu_seconds: process CPU time of the same span (all threads; less sensitive to other load). "
+            "peer_warp_mae: |moving resampled by the peer itself with linear interpolation (ANTs: its warped output; "
+            "elastix: transformix) - warp_image(moving, extracted ddf)| in [0, 1] intensities in the brain (check of "
+            "the DDF extraction). Summary: mean and population std (ddof=0) over pairs."
         ),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else None,
         "pairs_file": str(pairs_path),
@@ -601,17 +633,20 @@ def main(
             "device": device,
             **env_threads,
             "versions": _versions(),
+            "load_average_1_5_15min": {"start": load_start, "end": _load_average()},
             "bundle_load_seconds": load_seconds,
             "network_warmup": bool(warmup and model is not None),
             "ants_syn_args": "type_of_transform='SyN' (defaults: reg_iterations=(40, 20, 0), shrink 4x2x1)",
-            "ants_syn_full_args": "type_of_transform='SyN', reg_iterations=(40, 20, 10) (shrink 4x2x1, smoothing 2x1x0)",
+            "ants_syn_full_args": (
+                "type_of_transform='SyN', reg_iterations=(40, 20, 10) (shrink 4x2x1, smoothing 2x1x0)"
+            ),
             "elastix_bspline_args": "ParameterObject.GetDefaultParameterMap('bspline'), no number_of_threads",
         },
         "summary": summary,
         "pairs": rows,
     }
     (out / "results.json").write_text(json.dumps(results, indent=2, allow_nan=True) + "\n")
-    keys = ["pair", "method", *METRIC_KEYS, "network_seconds", "peer_warp_mae"]
+    keys = ["pair", "method", *METRIC_KEYS, "cpu_seconds", "network_seconds", "peer_warp_mae"]
     extra = sorted({k for r in rows for k in r} - set(keys))
     with open(out / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=[*keys, *extra], restval="")

@@ -14,6 +14,7 @@ from .preprocess import (
     ResizeLineard,
     registration_preprocessing,
 )
+from .warp import WarpImaged
 
 __all__ = [
     "IMAGE_KEYS",
@@ -27,4 +28,5 @@ __all__ = [
     "RandRegistrationAffined",
     "RandSmoothDeformd",
     "RandRegistrationIntensityd",
+    "WarpImaged",
 ]
