@@ -331,6 +331,7 @@ def register_by_optimisation(
     done: list[int] = []
     carried: torch.Tensor | None = None
     best_ddf: torch.Tensor | None = None
+    best_theta: torch.Tensor | None = None
     initial_loss = final_loss = float("nan")
     for li, (factor, n) in enumerate(zip(factors, n_iter)):
         last = li == len(factors) - 1
@@ -357,7 +358,7 @@ def register_by_optimisation(
             if callback is not None:
                 callback(li, len(level_curve) - 1, value, ddf.detach())
             if last and (best_ddf is None or value < final_loss):
-                final_loss, best_ddf = value, ddf.detach().clone()
+                final_loss, best_ddf, best_theta = value, ddf.detach().clone(), model.theta(size)
             loss.backward()
             optimiser.step()
             k = len(level_curve) - 1 - int(window)
@@ -370,7 +371,7 @@ def register_by_optimisation(
             if callback is not None:
                 callback(li, len(level_curve), value, ddf.detach())
             if best_ddf is None or value < final_loss:
-                final_loss, best_ddf = value, ddf.detach().clone()
+                final_loss, best_ddf, best_theta = value, ddf.detach().clone(), model.theta(size)
             initial_loss = level_curve[0] if level_curve else value
         curve.extend(level_curve)
         done.append(len(level_curve))
@@ -378,14 +379,13 @@ def register_by_optimisation(
     assert best_ddf is not None
     if tuple(best_ddf.shape[2:]) != size:  # the finest level is coarser than the image (levels without 1)
         best_ddf = resize_ddf(best_ddf, size)
-    theta = model.theta(size)
-    if theta is not None and tuple(model.size or ()) != size:
-        best_ddf = affine_to_ddf(theta, size) + (0 if init is None else init)
+    if best_theta is not None and tuple(model.size or ()) != size:  # exact affine field on the full grid
+        best_ddf = affine_to_ddf(best_theta, size) + (0 if init is None else init)
     if fixed.device.type == "cuda":
         torch.cuda.synchronize(fixed.device)
     return OptimisationResult(
         ddf=best_ddf.detach(),
-        theta=theta,
+        theta=best_theta,
         loss_curve=curve,
         level_iterations=done,
         iterations=sum(done),

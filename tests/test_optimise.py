@@ -67,7 +67,7 @@ def test_recovers_integer_translation(ndim, transform, kwargs):
 
 
 def _random_affine(ndim: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Theta (1, D, D+1) in voxels: rotation 0.08 rad (axes 0-1), scales 1.05/0.97/1.02, translation about the centre."""
+    """Theta (1, D, D+1) in voxels: rotation 0.08 rad (axes 0, 1), scales 1.05/0.97/1.02, shift about the centre."""
     size = SIZES[ndim]
     c, s = math.cos(0.08), math.sin(0.08)
     a = torch.eye(ndim, dtype=torch.float64)
