@@ -11,17 +11,12 @@ Example::
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import resource
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
-
-if importlib.util.find_spec("monai_reg_ext") is None:  # not installed (pip install -e .): use this checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def measure(args: argparse.Namespace) -> dict:

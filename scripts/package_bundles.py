@@ -18,16 +18,15 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from monai_reg_ext.hub import (  # noqa: E402
+from monai_reg_ext.hub import (
     DEFAULT_URL_TEMPLATE,
     check_versions,
     make_bundle_zip,
     make_index,
     record_versions,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def package(

@@ -46,11 +46,6 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-try:  # the repository root on the path when the script is run as a file
-    import monai_reg_ext  # noqa: F401
-except ImportError:  # pragma: no cover
-    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
-
 from monai_reg_ext import compose_ddf, ddf_voxel_to_mm, dvf_to_ddf, jacobian_determinant, warp_image
 
 try:
