@@ -105,6 +105,7 @@ def create_trainer(
     resume_from: str | None = None,
     log_interval: int = 10,
     amp: bool = False,
+    progress_bar: bool = False,
 ) -> SupervisedTrainer:
     """Build a ``SupervisedTrainer`` for registration with the usual handlers.
 
@@ -130,6 +131,7 @@ def create_trainer(
         resume_from: a checkpoint written by this trainer: network, optimizer and iteration are restored.
         log_interval: log the loss every this many iterations.
         amp: automatic mixed precision (GPU).
+        progress_bar: show an Ignite progress bar with the running loss.
     """
     handlers: list[Any] = [
         DatasetEpochHandler(train_loader),
@@ -175,6 +177,10 @@ def create_trainer(
         CheckpointSaver(
             save_dir=output_dir, save_dict={"network": network}, save_final=True, final_filename="model.pt"
         ).attach(trainer)
+    if progress_bar:
+        from ignite.handlers import ProgressBar
+
+        ProgressBar(persist=False).attach(trainer, output_transform=lambda out: {"loss": _loss_value(out)})
     if evaluator is not None and early_stop_patience:
         EarlyStopHandler(
             patience=int(early_stop_patience),

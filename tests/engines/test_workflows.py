@@ -53,7 +53,7 @@ def test_loss_falls_and_checkpoints(tmp_path):
     net, loss, opt = make()
     loader = DataLoader(pairs(), batch_size=2)
     losses = []
-    trainer = create_trainer(net, loss, opt, loader, max_epochs=15, output_dir=str(tmp_path))
+    trainer = create_trainer(net, loss, opt, loader, max_epochs=15, output_dir=str(tmp_path), progress_bar=True)
     trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(e.state.output["loss"].item()))
     trainer.run()
     assert losses[-1] < 0.5 * losses[0], losses
@@ -93,3 +93,20 @@ def test_evaluator_reports_dice(tmp_path):
     trainer.run()
     assert 0.0 < evaluator.state.metrics["val_dice"] <= 1.0
     assert (tmp_path / "best_model.pt").is_file()
+
+
+def test_early_stopping_and_lr_schedule(tmp_path):
+    net, loss, opt = make()
+    loader = DataLoader(pairs(), batch_size=1)
+    dice = IgniteMetricHandler(
+        metric_fn=RegistrationDiceMetric(),
+        output_transform=registration_output_transform("pred_fixed_label", "fixed_label"),
+    )
+    evaluator = create_evaluator(net, loader, {"val_dice": dice})
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    trainer = create_trainer(
+        net, loss, opt, loader, max_epochs=50, evaluator=evaluator, early_stop_patience=1, lr_scheduler=sched
+    )
+    trainer.run()
+    assert trainer.state.epoch < 50  # the key metric stops improving long before 50 epochs at a halving lr
+    assert opt.param_groups[0]["lr"] < 1e-2 * 0.5 ** (trainer.state.epoch - 1) * 1.01
