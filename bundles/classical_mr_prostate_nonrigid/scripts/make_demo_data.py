@@ -50,8 +50,8 @@ __all__ = ["synthetic_prostate", "bias_and_noise", "make_pair", "main"]
 
 SHAPE = (64, 64, 48)  # array axes 0, 1, 2 = right-left -> x (R to L is -), posterior -> anterior, inferior -> superior
 SPACING = 1.5  # mm, isotropic
-MAX_DISPLACEMENT = 5.0  # voxels, maximum norm of the true deformation
-SMOOTHNESS = 8.0  # voxels, Gaussian sigma of the deformation's noise
+MAX_DISPLACEMENT = 8.0  # voxels, maximum norm of the true deformation
+SMOOTHNESS = 10.0  # voxels, Gaussian sigma of the deformation's noise
 NOISE = 0.03  # Rician noise sigma (image range ~[0, 1])
 BIAS = 0.2  # bias field amplitude (multiplicative, +- 20 %)
 DDF_SCALE = 0.01  # voxels per stored int16 unit of the true DDF
