@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 ImageLike = Union[str, os.PathLike, np.ndarray, torch.Tensor]
 
 
-def load_input(x: ImageLike, name: str, spatial_dims: int) -> MetaTensor:
+def load_input(x: ImageLike, name: str, spatial_dims: int, single_channel: bool = False) -> MetaTensor:
     """Load an image or label as a channel-first ``MetaTensor`` ``(C, *S)`` with its affine.
 
     Args:
@@ -38,20 +38,31 @@ def load_input(x: ImageLike, name: str, spatial_dims: int) -> MetaTensor:
             ``(C, *S)`` (identity affine unless it is a ``MetaTensor``), or a ``MetaTensor``.
         name: what it is (``"moving"``, ``"fixed_label"``...), used in error messages.
         spatial_dims: number of spatial dims the network expects.
+        single_channel: refuse more than one channel (intensity images; a 4-D NIfTI where a 3-D one is expected).
 
     Raises:
-        FileNotFoundError / ValueError naming the input and what was expected.
+        FileNotFoundError / ValueError naming the input (and its file) and what was expected.
     """
+    what = name
     if isinstance(x, (str, os.PathLike)):
         path = Path(x)
+        what = f"{name} {str(path)!r}"
         if not path.exists():
             raise FileNotFoundError(f"{name}: file {str(path)!r} does not exist.")
         if path.is_dir():
             raise ValueError(f"{name}: {str(path)!r} is a directory; expected an image file.")
+        if path.suffix.lower() in (".h5", ".hdf5"):
+            raise ValueError(
+                f"{what}: H5 files are read by the datasets (images.h5 + key), not here; expected an image file "
+                "(NIfTI, .mha, .nrrd...)."
+            )
         try:
             img = LoadImage(image_only=True, ensure_channel_first=True)(str(path))
         except Exception as err:  # readers raise many types; report them with the file name
-            raise ValueError(f"{name}: cannot read {str(path)!r} as an image ({type(err).__name__}: {err}).") from None
+            first = (str(err).strip().splitlines() or [""])[0]
+            raise ValueError(
+                f"{name}: cannot read {str(path)!r} as an image ({type(err).__name__}: {first})."
+            ) from None
         if img.ndim == spatial_dims and spatial_dims == 2:
             img = img[None]
     else:
@@ -61,11 +72,16 @@ def load_input(x: ImageLike, name: str, spatial_dims: int) -> MetaTensor:
         img = t if isinstance(t, MetaTensor) else MetaTensor(t, affine=torch.eye(4 if spatial_dims == 3 else 3))
     if img.ndim != spatial_dims + 1:
         raise ValueError(
-            f"{name}: expected a {spatial_dims}-D image (shape (*S) or (C, *S)), got shape {tuple(img.shape)}."
+            f"{what}: expected a {spatial_dims}-D image (shape (*S) or (C, *S)), got shape {tuple(img.shape)}."
+        )
+    if single_channel and img.shape[0] != 1:
+        raise ValueError(
+            f"{what}: expected a single-channel {spatial_dims}-D image, got {img.shape[0]} channels "
+            f"(a {spatial_dims + 1}-D array, shape {tuple(img.shape)})."
         )
     img = img.float()
     if not torch.isfinite(img).all():
-        raise ValueError(f"{name}: contains NaN or infinite voxels.")
+        raise ValueError(f"{what}: contains NaN or infinite voxels.")
     return img
 
 
@@ -74,12 +90,40 @@ def _minmax(x: torch.Tensor) -> torch.Tensor:
     return (x - lo) / (hi - lo) if hi > lo else torch.zeros_like(x)
 
 
-def _on_fixed_grid(img: MetaTensor, fixed: MetaTensor, name: str) -> MetaTensor:
-    """Resample ``img`` onto the fixed grid in world coordinates (skipped when the grids already match)."""
-    same_shape = tuple(img.shape[1:]) == tuple(fixed.shape[1:])
-    if same_shape and torch.allclose(img.affine.double(), fixed.affine.double(), atol=1e-4):
+def _grid_differences(img: MetaTensor, fixed: MetaTensor) -> list[str]:
+    """What differs between two grids: ``shape``, ``spacing``, ``orientation``, ``origin`` (empty when they match)."""
+    a, b = np.asarray(img.affine, dtype=np.float64), np.asarray(fixed.affine, dtype=np.float64)
+    nd = a.shape[0] - 1
+    diffs = []
+    if tuple(img.shape[1:]) != tuple(fixed.shape[1:]):
+        diffs.append(f"shape {tuple(img.shape[1:])} vs {tuple(fixed.shape[1:])}")
+    sa, sb = np.linalg.norm(a[:nd, :nd], axis=0), np.linalg.norm(b[:nd, :nd], axis=0)
+    if not np.allclose(sa, sb, atol=1e-4):
+        diffs.append(f"spacing {np.round(sa, 4).tolist()} vs {np.round(sb, 4).tolist()}")
+    if not np.allclose(a[:nd, :nd] / sa, b[:nd, :nd] / sb, atol=1e-4):
+        diffs.append("orientation")
+    if not np.allclose(a[:nd, nd], b[:nd, nd], atol=1e-4):
+        diffs.append("origin")
+    if not diffs and not np.allclose(a, b, atol=1e-4):
+        diffs.append("affine")
+    return diffs
+
+
+def _on_fixed_grid(img: MetaTensor, fixed: MetaTensor, name: str, reference: str = "fixed image") -> MetaTensor:
+    """Resample ``img`` onto the fixed grid in world coordinates (skipped when the grids already match).
+
+    A resampling is never silent: it logs a warning saying what differs (shape, spacing, orientation, origin).
+    """
+    diffs = _grid_differences(img, fixed)
+    if not diffs:
         return img
-    logger.info("%s: resampling onto the fixed image grid (different shape, spacing or orientation).", name)
+    logger.warning(
+        "%s: grid differs from the %s (%s): resampled onto the %s grid in world coordinates (bilinear).",
+        name,
+        reference,
+        ", ".join(diffs),
+        reference,
+    )
     out = ResampleToMatch(mode="bilinear", padding_mode="border")(img, img_dst=fixed)
     return out
 
@@ -88,8 +132,8 @@ def _check_label(lab: torch.Tensor, name: str) -> None:
     lo, hi = float(lab.min()), float(lab.max())
     if lo < 0 or hi > 1:
         raise ValueError(
-            f"{name}: label values must lie in [0, 1] (binary masks, several classes as one-hot channels); "
-            f"got range [{lo:g}, {hi:g}]."
+            f"{name}: label values must lie in [0, 1] (binary masks, several classes as one-hot channels, not a "
+            f"label map 0..K); got range [{lo:g}, {hi:g}]."
         )
 
 
@@ -106,6 +150,7 @@ class RegistrationResult:
         metrics: per-pair figures (Dice per label before/after, folding fraction, SDlogJ, TRE in mm...).
         seconds: wall time of the network part (resampling, forward, instance optimisation when asked, DDF resize,
             warp).
+        input_paths: the input files (images, labels, landmarks), which :meth:`save` never overwrites.
     """
 
     warped_image: MetaTensor
@@ -115,6 +160,7 @@ class RegistrationResult:
     warped_label: MetaTensor | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    input_paths: tuple[str, ...] = ()
 
     @property
     def fixed_affine(self) -> np.ndarray:
@@ -125,11 +171,15 @@ class RegistrationResult:
         """Write ``warped_moving.nii.gz``, ``ddf.nii.gz`` (ITK displacement field, mm), ``warped_moving_label.nii.gz``,
         ``metrics.csv`` and ``registration.png`` into ``output_dir``.
 
+        Every file is written under a temporary name and renamed when complete; an input file is never overwritten,
+        even with ``overwrite=True``.
+
         Raises:
-            FileExistsError: listing the files that exist already, when ``overwrite`` is False (nothing is written).
+            FileExistsError: listing the files that exist already, when ``overwrite`` is False, or an output that is
+                one of the inputs (nothing is written).
         """
         from .io import save_ddf, save_image
-        from .visualise import save_registration_figure
+        from .io.atomic import atomic_write_path
 
         out = Path(output_dir)
         names = {"warped_image": "warped_moving.nii.gz", "ddf": "ddf.nii.gz", "metrics": "metrics.csv"}
@@ -138,6 +188,12 @@ class RegistrationResult:
         if figure:
             names["figure"] = "registration.png"
         paths = {k: out / v for k, v in names.items()}
+        inputs = {os.path.realpath(p) for p in self.input_paths}
+        clash = [str(p) for p in paths.values() if os.path.realpath(p) in inputs]
+        if clash:
+            raise FileExistsError(
+                f"output files {clash} are inputs of this registration; choose another output folder."
+            )
         existing = [str(p) for p in paths.values() if p.exists()]
         if existing and not overwrite:
             raise FileExistsError(f"output files exist already: {existing}; pass overwrite=True to replace them.")
@@ -148,28 +204,39 @@ class RegistrationResult:
         if self.warped_label is not None:
             lab = self.warped_label.detach().cpu().numpy().astype(np.uint8)
             save_image(paths["warped_label"], lab, affine, overwrite=True)
-        with open(paths["metrics"], "w", newline="") as f:
+        with atomic_write_path(paths["metrics"]) as tmp, open(tmp, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["metric", "value"])
             for k, v in self.metrics.items():
                 writer.writerow([k, f"{v:.6g}"])
         if figure:
-            save_registration_figure(
-                paths["figure"],
-                _minmax(self.moving_on_fixed[0]),
-                _minmax(self.fixed[0]),
-                _minmax(self.warped_image[0]),
-                self.ddf,
-            )
+            with atomic_write_path(paths["figure"]) as tmp:
+                self._figure(tmp)
         return paths
 
+    def _figure(self, path: Path) -> None:
+        from .visualise import save_registration_figure
 
-def _landmark_tre(result: RegistrationResult, moving_landmarks, fixed_landmarks, moving_affine, space: str) -> dict:
+        save_registration_figure(
+            path,
+            _minmax(self.moving_on_fixed[0]),
+            _minmax(self.fixed[0]),
+            _minmax(self.warped_image[0]),
+            self.ddf,
+        )
+
+
+def _landmark_tre(
+    result: RegistrationResult, moving_landmarks, fixed_landmarks, moving_affine, space: str, moving_shape
+) -> dict:
     from .io import read_landmarks
     from .metrics import landmark_tre
 
-    fixed_pts = read_landmarks(fixed_landmarks, space=space, affine=result.fixed_affine)
-    moving_pts = read_landmarks(moving_landmarks, space=space, affine=moving_affine)
+    # points outside their image are refused (ValueError naming the file and the point)
+    fixed_pts = read_landmarks(
+        fixed_landmarks, space=space, affine=result.fixed_affine, spatial_shape=tuple(result.fixed.shape[1:])
+    )
+    moving_pts = read_landmarks(moving_landmarks, space=space, affine=moving_affine, spatial_shape=moving_shape)
     if len(fixed_pts) != len(moving_pts):
         raise ValueError(
             f"landmarks: {fixed_landmarks} has {len(fixed_pts)} points but {moving_landmarks} has {len(moving_pts)}."
@@ -289,8 +356,8 @@ def register(
     model.network.to(dev)
     ndim = len(model.spatial_size)
 
-    fixed_img = load_input(fixed, "fixed", ndim)
-    moving_img = load_input(moving, "moving", ndim)
+    fixed_img = load_input(fixed, "fixed", ndim, single_channel=True)
+    moving_img = load_input(moving, "moving", ndim, single_channel=True)
     moving_affine = np.asarray(moving_img.affine, dtype=np.float64)
     labels = {}
     for key, value, ref in (("moving_label", moving_label, moving_img), ("fixed_label", fixed_label, fixed_img)):
@@ -302,6 +369,8 @@ def register(
                 f"{key}: spatial shape {tuple(lab.shape[1:])} differs from its image's {tuple(ref.shape[1:])}."
             )
         _check_label(lab, key)
+        if not bool((lab >= 0.5).any()):
+            logger.warning("%s: the label is empty (no voxel >= 0.5): its Dice is 0, or nan when both are empty.", key)
         labels[key] = lab
     if ("moving_label" in labels) != ("fixed_label" in labels) and "fixed_label" in labels:
         logger.warning("fixed_label given without moving_label: no Dice is computed.")
@@ -343,8 +412,14 @@ def register(
 
     ddf = ddf.cpu()
     warped_img = MetaTensor(warped.cpu(), affine=fixed_img.affine)
+    given = (moving, fixed, moving_label, fixed_label, moving_landmarks, fixed_landmarks)
     result = RegistrationResult(
-        warped_image=warped_img, ddf=ddf, fixed=fixed_img, moving_on_fixed=moving_fixed, seconds=seconds
+        warped_image=warped_img,
+        ddf=ddf,
+        fixed=fixed_img,
+        moving_on_fixed=moving_fixed,
+        seconds=seconds,
+        input_paths=tuple(str(x) for x in given if isinstance(x, (str, os.PathLike))),
     )
     metrics: dict[str, Any] = {"seconds": seconds, **io_metrics}
     if "moving_label" in labels:
@@ -369,6 +444,10 @@ def register(
     metrics["folding_fraction"] = float(folding_fraction(ddf[None])[0])
     metrics["sd_log_jacobian"] = float(sd_log_jacobian(ddf[None])[0])
     if moving_landmarks is not None and fixed_landmarks is not None:
-        metrics.update(_landmark_tre(result, moving_landmarks, fixed_landmarks, moving_affine, landmark_space))
+        metrics.update(
+            _landmark_tre(
+                result, moving_landmarks, fixed_landmarks, moving_affine, landmark_space, tuple(moving_img.shape[1:])
+            )
+        )
     result.metrics = metrics
     return result

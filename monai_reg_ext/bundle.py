@@ -44,10 +44,13 @@ def load_bundle(
     ``{"network": state_dict}`` / ``{"state_dict": ...}`` dict).
 
     Raises:
-        FileNotFoundError: naming the missing folder, config or weights file.
-        ValueError: when the config lacks a key or the weights do not fit the network (other architecture).
+        FileNotFoundError: naming the missing folder, config or weights file (NotADirectoryError for a file).
+        ValueError: when the config lacks a key, the weights file is corrupt, or the weights do not fit the network
+            (other architecture).
     """
     root = Path(bundle_dir)
+    if root.is_file():
+        raise NotADirectoryError(f"bundle {str(root)!r} is a file; expected a bundle folder (configs/, models/).")
     if not root.is_dir():
         raise FileNotFoundError(f"bundle folder {str(root)!r} does not exist.")
     cfg_path = root / config_file
@@ -66,7 +69,14 @@ def load_bundle(
         raise FileNotFoundError(
             f"bundle {str(root)!r}: weights file {str(weights_path)!r} not found (train the bundle or download it)."
         )
-    state = torch.load(str(weights_path), map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(str(weights_path), map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated/corrupt zip, pickled objects refused by weights_only, ...
+        first = (str(err).strip().splitlines() or [""])[0]
+        raise ValueError(
+            f"{weights_path}: cannot load the weights (truncated or corrupt file, or not a state dict): "
+            f"{type(err).__name__}: {first}"
+        ) from None
     if isinstance(state, dict) and "network" in state and isinstance(state["network"], dict):
         state = state["network"]
     elif isinstance(state, dict) and "state_dict" in state:

@@ -8,13 +8,38 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 __all__ = ["main", "train", "evaluate", "predict", "register", "warp", "download"]
 
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError, NotADirectoryError, IsADirectoryError)
+USER_ERRORS = (
+    ValueError,
+    FileNotFoundError,
+    FileExistsError,
+    KeyError,
+    NotADirectoryError,
+    IsADirectoryError,
+    FloatingPointError,  # a training loss that became NaN/inf (StopOnNonFiniteLoss)
+)
+
+
+def _run_bundle(runner_id: str, **kwargs: Any) -> None:
+    """``monai.bundle.run``, re-raising a user error (bad file, key, NaN loss) that MONAI wrapped in a RuntimeError
+    ("Failed to instantiate component ...") as itself, so that :func:`main` reports it in one line."""
+    from monai.bundle import run
+
+    try:
+        run(runner_id, **kwargs)
+    except RuntimeError as err:
+        cause: BaseException | None = err
+        while cause is not None and not isinstance(cause, USER_ERRORS):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        raise cause from err
 
 
 def _bundle_files(bundle: str, extra: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -42,15 +67,13 @@ def train(bundle: str | None = None, config_file: str | None = None, **overrides
         config_file: a config file (or list) instead of a bundle.
         overrides: config overrides, e.g. ``--max_epochs 2 --dataset_dir /data`` (use ``::`` for nested ids).
     """
-    from monai.bundle import run
-
     if bundle is not None:
         files = _bundle_files(bundle)
     elif config_file is not None:
         files = {"config_file": config_file}
     else:
         raise ValueError("train: give --bundle DIR or --config_file FILE.")
-    run("training", **files, **overrides)
+    _run_bundle("training", **files, **overrides)
 
 
 def evaluate(bundle: str, **overrides: Any) -> None:
@@ -60,9 +83,7 @@ def evaluate(bundle: str, **overrides: Any) -> None:
         bundle: a bundle folder with configs/evaluate.json.
         overrides: config overrides, e.g. ``--dataset_dir /data``.
     """
-    from monai.bundle import run
-
-    run("evaluating", **_bundle_files(bundle, ("evaluate.json",)), **overrides)
+    _run_bundle("evaluating", **_bundle_files(bundle, ("evaluate.json",)), **overrides)
 
 
 def register(
@@ -194,6 +215,10 @@ def predict(bundle: str, pairs: str, output: str, device: str | None = None, ove
 def warp(image: str, ddf: str, output: str, mode: str = "bilinear", overwrite: bool = False) -> str:
     """Warp an image with a DDF file (ITK displacement field, as ``register`` writes it) and write it on the DDF grid.
 
+    An image on another grid than the DDF (shape, spacing, orientation or origin) is resampled onto the DDF grid in
+    world coordinates first, with a logged warning. The output is written under a temporary name and renamed when
+    complete, and never replaces the image or DDF file.
+
     Args:
         image: the moving image or label file (resampled onto the DDF grid in world coordinates if needed).
         ddf: displacement field file.
@@ -211,13 +236,15 @@ def warp(image: str, ddf: str, output: str, mode: str = "bilinear", overwrite: b
 
     if mode not in ("bilinear", "nearest", "label"):
         raise ValueError(f"warp: mode must be 'bilinear', 'nearest' or 'label', got {mode!r}.")
+    if Path(output).exists() and os.path.realpath(output) in {os.path.realpath(image), os.path.realpath(ddf)}:
+        raise FileExistsError(f"warp: --output {output} is one of the inputs; choose another file.")
     if Path(output).exists() and not overwrite:
         raise FileExistsError(f"{output} exists; pass --overwrite to replace it.")
     field, affine = load_ddf(ddf)
     ndim = field.shape[0]
     img = load_input(image, "image", ndim)
     ref = MetaTensor(torch.zeros(1, *field.shape[1:]), affine=torch.as_tensor(np.asarray(affine)))
-    img = _on_fixed_grid(img, ref, "image")
+    img = _on_fixed_grid(img, ref, f"image {image}", reference=f"DDF grid of {ddf}")
     warped = warp_image(img.as_tensor()[None], field[None].float(), mode="nearest" if mode == "nearest" else "bilinear")
     out = warped[0].numpy()
     if mode == "label":
@@ -284,8 +311,8 @@ def main(argv: list[str] | None = None) -> None:
             name="monai-reg",
         )
     except USER_ERRORS as err:
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"monai-reg: error: {msg}", file=sys.stderr)
+        msg = str(err.args[0] if isinstance(err, KeyError) and err.args else err).strip()
+        print(f"monai-reg: error: {(msg.splitlines() or [type(err).__name__])[0]}", file=sys.stderr)
         sys.exit(2)
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from typing import Any
 
 from ignite.engine import Engine, Events
+from monai.engines.utils import IterationEvents
+from monai.handlers import CheckpointSaver
 
-__all__ = ["DatasetEpochHandler", "LossTermsHandler"]
+__all__ = ["DatasetEpochHandler", "LossTermsHandler", "StopOnNonFiniteLoss", "AtomicCheckpointSaver"]
 
 
 class DatasetEpochHandler:
@@ -68,3 +71,55 @@ class LossTermsHandler:
     def _publish(self, engine: Engine) -> None:
         for name, total in self._sums.items():
             engine.state.metrics[f"{self.prefix}{name}"] = total / max(self._count, 1)
+
+
+class StopOnNonFiniteLoss:
+    """Stop training with a clear error as soon as the loss is NaN or infinite, *before* the optimiser step.
+
+    Attached to MONAI's ``IterationEvents.LOSS_COMPLETED`` (fired by ``SupervisedTrainer`` after the loss and before
+    ``backward`` / ``optimizer.step``), so the weights keep their last finite values: a ``CheckpointSaver`` with
+    ``save_final`` then writes those, never NaN weights. Ignite's ``TerminateOnNan`` runs after the step (the weights
+    are already NaN) and lets the run "complete", which writes them.
+
+    Args:
+        loss_key: key of the loss in the trainer output dict.
+
+    Raises:
+        FloatingPointError: naming the epoch, the iteration and the loss value.
+    """
+
+    def __init__(self, loss_key: str = "loss") -> None:
+        self.loss_key = loss_key
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(IterationEvents.LOSS_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        outputs = engine.state.output
+        for out in outputs if isinstance(outputs, list) else [outputs]:
+            loss = out.get(self.loss_key) if isinstance(out, dict) else None
+            if loss is None:
+                continue
+            value = float(loss.detach().float().sum()) if hasattr(loss, "detach") else float(loss)
+            if not math.isfinite(value):
+                raise FloatingPointError(
+                    f"training stopped: the loss is {value} at epoch {engine.state.epoch}, iteration "
+                    f"{engine.state.iteration} (before the optimiser step: the weights are the last finite ones); "
+                    "check the inputs for NaN/inf and lower the learning rate."
+                )
+
+
+class AtomicCheckpointSaver(CheckpointSaver):
+    """MONAI's ``CheckpointSaver`` writing every file atomically (temporary file, then ``os.replace``).
+
+    MONAI builds its Ignite ``DiskSaver`` with ``atomic=False`` (for group/other read permission, which Ignite's
+    atomic writer now restores itself), so a run killed while saving can leave a truncated ``model.pt`` or
+    ``checkpoint_epoch=N.pt``. This subclass switches the savers to atomic writes; the arguments are
+    ``CheckpointSaver``'s.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for ckpt in (self._final_checkpoint, self._key_metric_checkpoint, self._interval_checkpoint):
+            if ckpt is not None:
+                ckpt.save_handler._atomic = True

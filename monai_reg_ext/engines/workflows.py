@@ -14,7 +14,6 @@ from ignite.metrics import Metric
 from monai.engines import SupervisedEvaluator, SupervisedTrainer
 from monai.handlers import (
     CheckpointLoader,
-    CheckpointSaver,
     EarlyStopHandler,
     LrScheduleHandler,
     StatsHandler,
@@ -25,7 +24,7 @@ from monai.inferers import SimpleInferer
 from torch.utils.data import DataLoader
 
 from .batch import prepare_registration_batch
-from .handlers import DatasetEpochHandler, LossTermsHandler
+from .handlers import AtomicCheckpointSaver, DatasetEpochHandler, LossTermsHandler, StopOnNonFiniteLoss
 
 __all__ = ["create_trainer", "create_evaluator"]
 
@@ -69,7 +68,7 @@ def create_evaluator(
         )
         if save_best:
             handlers.append(
-                CheckpointSaver(
+                AtomicCheckpointSaver(
                     save_dir=output_dir,
                     save_dict={"network": network},
                     save_key_metric=True,
@@ -109,10 +108,12 @@ def create_trainer(
 ) -> SupervisedTrainer:
     """Build a ``SupervisedTrainer`` for registration with the usual handlers.
 
-    Handlers: per-epoch dataset reseeding (staged sampling), loss terms, stats every ``log_interval`` iterations,
-    TensorBoard and checkpoints in ``output_dir`` (``checkpoint_epoch=N.pt`` with network, optimizer and trainer state
-    for resuming, and ``model.pt`` with the final network weights), validation every ``val_interval`` epochs, an LR
-    scheduler stepped per epoch, and early stopping on the evaluator's key metric after ``early_stop_patience``
+    Handlers: a NaN/inf loss stops training with ``FloatingPointError`` before the optimiser step
+    (:class:`StopOnNonFiniteLoss`), per-epoch dataset reseeding (staged sampling), loss terms, stats every
+    ``log_interval`` iterations, TensorBoard and checkpoints in ``output_dir`` (``checkpoint_epoch=N.pt`` with network,
+    optimizer and trainer state for resuming, and ``model.pt`` with the final network weights; written atomically by
+    :class:`AtomicCheckpointSaver`), validation every ``val_interval`` epochs, an LR scheduler stepped per epoch, and
+    early stopping on the evaluator's key metric after ``early_stop_patience``
     validations without improvement.
 
     Args:
@@ -134,6 +135,7 @@ def create_trainer(
         progress_bar: show an Ignite progress bar with the running loss.
     """
     handlers: list[Any] = [
+        StopOnNonFiniteLoss(),
         DatasetEpochHandler(train_loader),
         LossTermsHandler(),
         StatsHandler(
@@ -167,14 +169,14 @@ def create_trainer(
         decollate=False,
     )
     if output_dir is not None:
-        CheckpointSaver(
+        AtomicCheckpointSaver(
             save_dir=output_dir,
             save_dict={"network": network, "optimizer": optimizer, "trainer": trainer},
             save_interval=int(checkpoint_interval),
             epoch_level=True,
             n_saved=2,
         ).attach(trainer)
-        CheckpointSaver(
+        AtomicCheckpointSaver(
             save_dir=output_dir, save_dict={"network": network}, save_final=True, final_filename="model.pt"
         ).attach(trainer)
     if progress_bar:

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from ..spatial import ddf_mm_to_voxel, ddf_voxel_to_mm
+from .atomic import atomic_write_path
 
 __all__ = ["save_ddf", "load_ddf", "ras_to_lps_affine", "itk_geometry_from_affine"]
 
@@ -90,7 +91,7 @@ def save_ddf(path: PathLike, ddf, fixed_affine, overwrite: bool = False) -> Path
         overwrite: replace an existing file.
 
     Returns:
-        The written path.
+        The written path (written under a temporary name and renamed when complete).
 
     Raises:
         ValueError: on a shape mismatch; FileExistsError if ``path`` exists and ``overwrite`` is False.
@@ -127,9 +128,18 @@ def save_ddf(path: PathLike, ddf, fixed_affine, overwrite: bool = False) -> Path
     field.SetSpacing(spacing.tolist())
     field.SetOrigin(origin.tolist())
     field.SetDirection(itk.matrix_from_array(np.ascontiguousarray(direction)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    itk.imwrite(field, str(path))
+    with atomic_write_path(path) as tmp:  # never a half-written file under the final name
+        itk.imwrite(field, str(tmp))
     return path
+
+
+def _nifti_finite(path: Path) -> bool:
+    """Whether a NIfTI file's voxels are all finite, read with nibabel: ITK's NIfTI reader turns NaN vectors into 0."""
+    if not path.name.lower().endswith((".nii", ".nii.gz")):
+        return True
+    import nibabel as nib
+
+    return bool(np.isfinite(np.asanyarray(nib.load(str(path)).dataobj)).all())
 
 
 def load_ddf(path: PathLike) -> tuple[torch.Tensor, torch.Tensor]:
@@ -143,25 +153,33 @@ def load_ddf(path: PathLike) -> tuple[torch.Tensor, torch.Tensor]:
         ``k``, MONAI order), ``affine`` ``(D+1, D+1)`` float64 voxel-to-world RAS affine of that grid.
 
     Raises:
-        FileNotFoundError / ValueError naming the file when it is missing, unreadable or not a displacement field.
+        FileNotFoundError / IsADirectoryError / ValueError naming the file when it is missing, a folder, unreadable,
+        not a displacement field (wrong number of components) or holds NaN/inf.
     """
     from monai.data import ITKReader
 
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"DDF file {path} is a directory; expected an ITK displacement field file.")
     if not path.is_file():
         raise FileNotFoundError(f"DDF file {path} does not exist.")
     reader = ITKReader(affine_lps_to_ras=True)
     try:
         img = reader.read(str(path))
         arr, meta = reader.get_data(img)
-    except Exception as err:  # re-raised with the file name
-        raise ValueError(f"cannot read DDF file {path}: {err}") from err
+    except Exception as err:  # re-raised with the file name (ITK's messages run over many lines: keep the first)
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(
+            f"cannot read DDF file {path} as an ITK displacement field (a 2-D or 3-D grid of 2- or 3-vectors): {first}"
+        ) from err
     ndim = arr.ndim - 1
     if ndim not in (2, 3) or arr.shape[-1] != ndim or meta.get("original_channel_dim") != -1:
         raise ValueError(
             f"DDF file {path}: expected an ITK displacement field (a {ndim}-D grid of {ndim}-vectors), "
             f"got an array of shape {arr.shape}."
         )
+    if not np.isfinite(arr).all() or not _nifti_finite(path):
+        raise ValueError(f"DDF file {path}: contains NaN or infinite displacements.")
     affine = torch.as_tensor(np.asarray(meta["affine"], dtype=np.float64))
     if affine.shape[0] != ndim + 1:  # MONAI pads 2-D affines to 4x4 in some versions
         affine = torch.cat([torch.cat([affine[:ndim, :ndim], affine[:ndim, -1:]], 1), affine[-1:, [*range(ndim), -1]]])

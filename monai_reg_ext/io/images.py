@@ -9,6 +9,8 @@ from typing import Union
 import numpy as np
 import torch
 
+from .atomic import atomic_write_path
+
 __all__ = ["save_image", "load_image"]
 
 PathLike = Union[str, os.PathLike]
@@ -38,6 +40,8 @@ def save_image(path: PathLike, array, affine, dtype=None, overwrite: bool = Fals
 
     Returns:
         The written path.
+
+    The file is written under a temporary name and renamed when complete (a crash never leaves a partial file).
 
     Raises:
         FileExistsError: if ``path`` exists and ``overwrite`` is False. ValueError on shape mismatches.
@@ -73,8 +77,8 @@ def save_image(path: PathLike, array, affine, dtype=None, overwrite: bool = Fals
     img = nib.Nifti1Image(arr, aff)
     img.set_qform(aff, code=1)
     img.set_sform(aff, code=1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(img, str(path))
+    with atomic_write_path(path) as tmp:  # never a half-written file under the final name
+        nib.save(img, str(tmp))
     return path
 
 
@@ -96,6 +100,8 @@ def load_image(path: PathLike, dtype=np.float32, spatial_dims: int | None = None
     from monai.transforms import LoadImage
 
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"image file {path} is a directory; expected an image file.")
     if not path.is_file():
         raise FileNotFoundError(f"image file {path} does not exist.")
     try:

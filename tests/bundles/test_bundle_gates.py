@@ -42,6 +42,16 @@ GENERIC_USERS = {"root", "user", "admin", "runner", "ubuntu", "nobody", "jovyan"
 pytestmark = pytest.mark.skipif(not BUNDLES, reason="no bundle with configs/metadata.json in bundles/")
 
 
+def _has_network(bundle: Path) -> bool:
+    """Optimisation-based (classical) bundles have no network: their inference config defines no network_def."""
+    config = json.loads((bundle / "configs" / "inference.json").read_text())
+    return "network_def" in config or "backbone_def" in config
+
+
+NETWORK_BUNDLES = [b for b in BUNDLES if (b / "configs" / "inference.json").is_file() and _has_network(b)]
+NETWORK_IDS = [b.name for b in NETWORK_BUNDLES]
+
+
 def _config_files(bundle: Path) -> list[Path]:
     return sorted(p for p in (bundle / "configs").iterdir() if p.is_file())
 
@@ -83,6 +93,17 @@ def test_metadata_schema(bundle):
 
 
 @pytest.mark.parametrize("bundle", BUNDLES, ids=IDS)
+def test_network_or_declared_optimisation_based(bundle):
+    """A bundle without a network must say so in its metadata (the network gates below do not apply to it)."""
+    if bundle in NETWORK_BUNDLES:
+        return
+    meta = json.loads((bundle / "configs" / "metadata.json").read_text())
+    assert "optimisation-based" in meta.get("task", ""), (
+        f"{bundle.name}: inference.json defines no network_def, and metadata task does not say 'optimisation-based'"
+    )
+
+
+@pytest.mark.parametrize("bundle", NETWORK_BUNDLES, ids=NETWORK_IDS)
 def test_verify_net_in_out(bundle):
     from monai.bundle import verify_net_in_out
 
@@ -101,7 +122,7 @@ def test_weights_are_tensors_only(bundle):
         assert any(isinstance(v, torch.Tensor) for v in state.values()), f"{pt}: holds no tensors"
 
 
-@pytest.mark.parametrize("bundle", BUNDLES, ids=IDS)
+@pytest.mark.parametrize("bundle", NETWORK_BUNDLES, ids=NETWORK_IDS)
 def test_torchscript_export_matches_eager(bundle, tmp_path):
     from monai.bundle import ConfigParser, ckpt_export
 

@@ -31,7 +31,6 @@ import argparse
 import hashlib
 import io
 import json
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -39,11 +38,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from scipy import ndimage
-
-try:  # the repository root on the path when the script is run as a file
-    import monai_reg_ext  # noqa: F401
-except ImportError:  # pragma: no cover
-    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from monai_reg_ext import affine_to_ddf, warp_image
 from monai_reg_ext.io import save_image

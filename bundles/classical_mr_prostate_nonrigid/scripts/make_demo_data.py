@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,11 +35,6 @@ import nibabel as nib
 import numpy as np
 import torch
 from scipy import ndimage
-
-try:  # the repository root on the path when the script is run as a file
-    import monai_reg_ext  # noqa: F401
-except ImportError:  # pragma: no cover
-    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from monai_reg_ext import warp_image
 from monai_reg_ext.data import random_smooth_ddf
@@ -113,7 +107,9 @@ def synthetic_prostate(rng: np.random.Generator, shape: Sequence[int] = SHAPE) -
     return np.clip(img, 0.0, 1.0), gland
 
 
-def _ellipse_xy(coords: np.ndarray, centre: Sequence[float], radii: Sequence[float], radius: bool = False) -> np.ndarray:
+def _ellipse_xy(
+    coords: np.ndarray, centre: Sequence[float], radii: Sequence[float], radius: bool = False
+) -> np.ndarray:
     """An elliptic cylinder along axis 2: boolean inside, or the normalised radius with ``radius=True``."""
     r = ((coords[0] - centre[0]) / radii[0]) ** 2 + ((coords[1] - centre[1]) / radii[1]) ** 2
     return r if radius else r < 1
