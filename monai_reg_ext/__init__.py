@@ -5,6 +5,7 @@ Conventions (DDF layout, units, moving vs fixed) are written once in ``docs/conv
 
 from __future__ import annotations
 
+from .api import RegistrationResult, register
 from .spatial import (
     affine_to_ddf,
     compose_ddf,
@@ -19,6 +20,8 @@ from .spatial import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "register",
+    "RegistrationResult",
     "warp_image",
     "dvf_to_ddf",
     "affine_to_ddf",

@@ -471,6 +471,8 @@ def training_scale(
     """Iterations/s for ``nprocs`` processes under torchrun on CPU (gloo); epoch 1 (warm-up) excluded."""
     cfg = Path(bundle) / "configs"
     configs = f"['{cfg / 'train.json'}','{cfg / 'multi_gpu_train.json'}']"
+    handlers = json.loads((cfg / "train.json").read_text())["train"]["handlers"]
+    stats = [i for i, h in enumerate(handlers) if str(h.get("_target_", "")).endswith("StatsHandler")]
     rows = []
     for n in nprocs:
         with tempfile.TemporaryDirectory() as tmp:
@@ -480,7 +482,7 @@ def training_scale(
                    "--bundle_root", str(bundle), "--output_dir", str(Path(tmp) / "runs"),
                    "--spatial_size", json.dumps(list(spatial_size)), "--max_epochs", str(max_epochs),
                    "--val_interval", "1000", "--num_workers", "0", "--batch_size", "1",
-                   "--train#handlers#3#iteration_log", "true"]  # fmt: skip
+                   f"--train#handlers#{stats[0]}#iteration_log", "true"]  # fmt: skip
             if dataset_dir:
                 cmd += ["--dataset_dir", str(dataset_dir)]
             env = {**os.environ, "OMP_NUM_THREADS": str(threads_per_process), "CUDA_VISIBLE_DEVICES": ""}

@@ -111,7 +111,9 @@ def build(name: str, files, tmp: Path) -> Case:  # noqa: C901 - one branch per c
         return Case("register", _register(files, bundle=bundle), FileNotFoundError, r"weights file .*model\.pt")
     if name == "weights_of_other_architecture":
         bundle = _bundle_copy(files, tmp)
-        other = type(tiny_net())("localnet", "ddf", backbone_kwargs={"num_channel_initial": 4, "extract_levels": (0, 1)})
+        other = type(tiny_net())(
+            "localnet", "ddf", backbone_kwargs={"num_channel_initial": 4, "extract_levels": (0, 1)}
+        )
         torch.save(other.state_dict(), bundle / "models" / "model.pt")
         return Case("register", _register(files, bundle=bundle), ValueError, r"model\.pt: the weights do not fit")
     if name == "truncated_weights":
@@ -119,7 +121,9 @@ def build(name: str, files, tmp: Path) -> Case:  # noqa: C901 - one branch per c
         _truncated(files["bundle"] / "models" / "model.pt", bundle / "models" / "model.pt")
         return Case("register", _register(files, bundle=bundle), ValueError, r"model\.pt: cannot load the weights")
     if name == "bundle_is_a_file":
-        return Case("register", _register(files, bundle=files["moving"]), NotADirectoryError, r"expected a bundle folder")
+        return Case(
+            "register", _register(files, bundle=files["moving"]), NotADirectoryError, r"expected a bundle folder"
+        )
     if name == "output_is_an_input":
         (tmp / "out").mkdir()
         moving = tmp / "out" / "warped_moving.nii.gz"
@@ -133,7 +137,9 @@ def build(name: str, files, tmp: Path) -> Case:  # noqa: C901 - one branch per c
         return Case("register", args, FileExistsError, r"ddf\.nii\.gz.*overwrite", keep=[tmp / "out" / "ddf.nii.gz"])
     if name == "ddf_wrong_components":
         ddf = write(tmp / "ddf2c.nii.gz", np.zeros((*SHAPE, 2), np.float32))
-        return Case("warp", _warp(files, tmp, ddf=ddf), ValueError, r"ddf2c\.nii\.gz: expected .* 3-D grid of 3-vectors")
+        return Case(
+            "warp", _warp(files, tmp, ddf=ddf), ValueError, r"ddf2c\.nii\.gz: expected .* 3-D grid of 3-vectors"
+        )
     if name == "ddf_scalar_image":
         case = Case("warp", _warp(files, tmp, ddf=files["fixed"]), ValueError, r"fixed\.nii\.gz: expected an ITK disp")
         return case
