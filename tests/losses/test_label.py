@@ -131,3 +131,11 @@ def test_long_kernel_crop_matches_monai_2d():
     k = make_gaussian_kernel(32).double()
     k = k / k.sum()
     assert torch.allclose(_smooth(x, k), separable_filtering(x, [k, k]), atol=1e-12)
+
+
+def test_kernel_follows_input_dtype_and_device():
+    """The loss module is not moved with the network: its kernels must follow the input (GPU training bug)."""
+    loss = MultiScaleLabelLoss("dice", scales=[0, 1, 2])
+    y = (torch.rand(1, 1, 9, 9, 9) > 0.5).float()
+    p = torch.rand(1, 1, 9, 9, 9)
+    torch.testing.assert_close(loss(p.double(), y.double()).float(), loss(p, y), atol=1e-5, rtol=1e-5)
