@@ -1,7 +1,7 @@
 """The weighted registration loss: image dissimilarity + label dissimilarity + DDF regulariser.
 
 It is the ``loss_function`` of a MONAI ``SupervisedTrainer``: called as ``loss(pred, targets)`` with the network's
-output dict and the batch targets (keys in ``docs/dev_contract.md``). From a bundle config::
+output dict and the batch targets (keys in ``docs/architecture.md``). From a bundle config::
 
     "loss": {"_target_": "monai_reg_ext.losses.RegistrationLoss",
              "image_loss": {"_target_": "monai_reg_ext.losses.LocalNormalizedCrossCorrelationLoss", "kernel_size": 7},
