@@ -244,7 +244,7 @@ def warp(image: str, ddf: str, output: str, mode: str = "bilinear", overwrite: b
     ndim = field.shape[0]
     img = load_input(image, "image", ndim)
     ref = MetaTensor(torch.zeros(1, *field.shape[1:]), affine=torch.as_tensor(np.asarray(affine)))
-    img = _on_fixed_grid(img, ref, f"image {image}", reference=f"DDF grid of {ddf}")
+    img = _on_fixed_grid(img, ref, f"image {image}", reference=f"DDF {ddf}")
     warped = warp_image(img.as_tensor()[None], field[None].float(), mode="nearest" if mode == "nearest" else "bilinear")
     out = warped[0].numpy()
     if mode == "label":

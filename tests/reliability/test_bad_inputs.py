@@ -62,7 +62,7 @@ def _landmarks(tmp: Path, name: str, point) -> Path:
     return path
 
 
-def build(name: str, files, tmp: Path) -> Case:  # noqa: C901 - one branch per case of the table
+def build(name: str, files, tmp: Path) -> Case:
     img = blob()
     if name == "truncated_nifti":
         bad = _truncated(files["moving"], tmp / "trunc.nii.gz")
@@ -260,18 +260,13 @@ def _one_error_line(res: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-def test_subprocess_register_and_warp_no_traceback(files, tmp_path):
-    """Real processes: a truncated NIfTI and a DDF with the wrong number of components."""
+def test_subprocess_register_no_traceback(files, tmp_path):
+    """A real process (the in-process cases above cover warp): a truncated NIfTI, exit 2, one line, no output."""
     bad = _truncated(files["moving"], tmp_path / "trunc.nii.gz")
     res = _run("register", "--bundle", files["bundle"], "--moving", bad, "--fixed", files["fixed"],
                "--output", tmp_path / "out", "--device", "cpu")  # fmt: skip
     assert "trunc.nii.gz" in _one_error_line(res)
     assert not (tmp_path / "out").exists()
-    ddf = write(tmp_path / "ddf2c.nii.gz", np.zeros((*SHAPE, 2), np.float32))
-    (tmp_path / "w.nii.gz").write_bytes(b"user data")
-    res = _run("warp", "--image", files["moving"], "--ddf", ddf, "--output", tmp_path / "w.nii.gz", "--overwrite")
-    assert "3-vectors" in _one_error_line(res)
-    assert (tmp_path / "w.nii.gz").read_bytes() == b"user data"
 
 
 def test_subprocess_train_truncated_h5(tmp_path):
