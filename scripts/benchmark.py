@@ -580,6 +580,93 @@ def _plots(results: dict[str, Any], out: Path, name: str) -> list[str]:
     return written
 
 
+def markdown_tables(results: dict[str, Any]) -> str:
+    """Markdown tables of every section present in ``results`` (what ``<name>.md`` holds)."""
+    lines: list[str] = []
+    env = results.get("environment_start", {})
+    lines += [
+        f"Command: `{results.get('command')}`; date (UTC) {env.get('date')}; CPU {env.get('cpu_model')} x "
+        f"{env.get('cpu_count')}; device {env.get('device')}; torch {env.get('torch')}, {results.get('threads')} "
+        f"thread(s); load average (1/5/15 min) start {env.get('load_average_1_5_15min')}, end "
+        f"{results.get('environment_end', {}).get('load_average_1_5_15min')}.",
+        "",
+    ]
+    th = results.get("threads_check") or (results.get("threads") if isinstance(results.get("threads"), dict) else None)
+    if th:
+        med = th["seconds_median"]
+        lines += ["| torch threads | forward s at " + "x".join(map(str, th["spatial_size"])) + " |", "|---|---|"]
+        lines += [f"| {t} | {v:.3f} |" for t, v in med.items()] + [""]
+    inf = results.get("inference")
+    if inf:
+        cuda = "cuda_peak_allocated_mb" in inf["rows"][0]
+        head = "| size | voxels | s/pair (median) | min-max | s per Mvoxel | peak RSS MB | RSS before forward MB |"
+        lines += [head + (" CUDA peak MB |" if cuda else ""), "|---" * (7 + cuda) + "|"]
+        per = inf.get("fit", {}).get("seconds_per_megavoxel_by_size") or [None] * len(inf["rows"])
+        for r, pm in zip(inf["rows"], per):
+            lines.append(
+                f"| {r['size']}³ | {r['voxels']:,} | {r['seconds_median']:.3f} | {r['seconds_min']:.3f}-"
+                f"{r['seconds_max']:.3f} | {pm if pm is None else f'{pm:.3f}'} | {r['peak_rss_mb']:.0f} | "
+                f"{r['rss_before_inference_mb']:.0f} |" + (f" {r['cuda_peak_allocated_mb']:.0f} |" if cuda else "")
+            )
+        fit = inf.get("fit") or {}
+        if fit:
+            lines += [
+                "",
+                f"Linear fit: {fit['seconds_per_megavoxel_slope']:.3f} s per Mvoxel + {fit['intercept_seconds']:.3f} s "
+                f"(R² {fit['r2']:.3f}); log-log slope {fit['loglog_exponent']:.2f} "
+                f"({'linear' if fit['linear'] else 'not linear'} within 0.85-1.15).",
+            ]
+        lines.append("")
+    rio = results.get("register_io")
+    if rio:
+        lines += [
+            f"Whole `register` call with file I/O at {rio['spatial_size']}: "
+            f"{rio['register_call_seconds_median']:.3f} s (network part {rio['network_seconds_median']:.3f} s), "
+            f"median of {rio['repeats']} x {rio['pairs']} pairs.",
+            "",
+        ]
+    pe = results.get("peers")
+    if pe:
+        lines += [
+            "| method | s/pair | speed ratio vs SyN | Dice GM | Dice WM | error mm | folding % | source |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        reused = {r["method"] for r in pe["rows"] if r.get("reused")}
+        for m, s in pe["summary"].items():
+            sec = s.get("seconds")
+            ratio = s.get("speed_ratio_vs_ants_syn")
+            lines.append(
+                f"| {m} | {'–' if sec is None else f'{sec:.2f}'} | "
+                f"{'–' if not ratio or m in ('none', 'true_ddf') else f'{ratio:.2f}×'} | {s['dice_gm']:.4f} | "
+                f"{s['dice_wm']:.4f} | {s['error_mm']:.3f} | {s['folding_pct']:.3f} | "
+                f"{'reused JSON' if m in reused else 'this run'} |"
+            )
+        lines += ["", f"Pairs: {pe['n_pairs']}; notes: {pe['notes'] or 'none'}.", ""]
+    en = results.get("engine")
+    if en:
+        lines += [
+            f"Engine: {en['engine_seconds_per_iteration_median']:.4f} s/iteration, bare loop "
+            f"{en['bare_loop_seconds_per_iteration_median']:.4f} s/iteration at {en['size']}, "
+            f"{en['iterations_per_runner']} iterations each, interleaved: ratio {en['overhead_ratio']:.3f}.",
+            "",
+        ]
+    tr = results.get("training")
+    if tr:
+        lines += [
+            "| processes | threads/process | iterations/epoch/rank | epoch s (median, epoch 1 excluded) "
+            "| it/s per rank | pairs/s total | speed-up |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in tr["rows"]:
+            lines.append(
+                f"| {r['processes']} | {r['threads_per_process']} | {r['iterations_per_epoch_per_rank']} | "
+                f"{r['epoch_seconds_median']:.2f} | {r['iterations_per_second_per_rank']:.3f} | "
+                f"{r['pairs_per_second_total']:.3f} | {r['speedup_vs_first']:.2f}× |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     keys = list(dict.fromkeys(k for r in rows for k in r if not isinstance(r[k], (list, dict))))
     with open(path, "w", newline="") as f:
@@ -651,7 +738,7 @@ def main(
         timings[key] = time.perf_counter() - start
 
     if "threads" in wanted and device == "cpu":
-        timed("threads", thread_check, bundle, repeats=repeats)
+        timed("threads_check", thread_check, bundle, repeats=repeats)
     if "inference" in wanted:
         timed("inference", inference_sweep, bundle, sizes, repeats, rounds, device, threads, fresh_process)
     if "register_io" in wanted:
@@ -671,6 +758,7 @@ def main(
     if "peers" in results:
         _write_csv(out / f"{name}_peers.csv", [{"method": m, **s} for m, s in results["peers"]["summary"].items()])
     results["figures"] = _plots(results, out, name)
+    (out / f"{name}.md").write_text(markdown_tables(results) + "\n")
     print(json.dumps({k: v for k, v in results.items() if k not in ("peers",)}, indent=1, default=str)[:6000])
     return results
 
