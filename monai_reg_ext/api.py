@@ -92,8 +92,11 @@ def _minmax(x: torch.Tensor) -> torch.Tensor:
 
 def _grid_differences(img: MetaTensor, fixed: MetaTensor) -> list[str]:
     """What differs between two grids: ``shape``, ``spacing``, ``orientation``, ``origin`` (empty when they match)."""
-    a, b = np.asarray(img.affine, dtype=np.float64), np.asarray(fixed.affine, dtype=np.float64)
-    nd = a.shape[0] - 1
+    from monai.data.utils import to_affine_nd
+
+    nd = img.ndim - 1  # spatial dims; 2D images may carry a 4x4 affine (MONAI's default)
+    a = np.asarray(to_affine_nd(nd, np.asarray(img.affine, dtype=np.float64)), dtype=np.float64)
+    b = np.asarray(to_affine_nd(nd, np.asarray(fixed.affine, dtype=np.float64)), dtype=np.float64)
     diffs = []
     if tuple(img.shape[1:]) != tuple(fixed.shape[1:]):
         diffs.append(f"shape {tuple(img.shape[1:])} vs {tuple(fixed.shape[1:])}")
@@ -164,8 +167,14 @@ class RegistrationResult:
 
     @property
     def fixed_affine(self) -> np.ndarray:
-        """The fixed image's voxel-to-world (RAS) affine, which every output carries."""
-        return np.asarray(self.fixed.affine, dtype=np.float64)
+        """The fixed image's voxel-to-world (RAS) affine, ``(D+1, D+1)``, which every output carries.
+
+        2D images read from NIfTI carry a 4x4 affine; it is reduced to the 3x3 of their two spatial axes.
+        """
+        from monai.data.utils import to_affine_nd
+
+        affine = np.asarray(self.fixed.affine, dtype=np.float64)
+        return np.asarray(to_affine_nd(int(self.ddf.shape[0]), affine), dtype=np.float64)
 
     def save(self, output_dir: str | os.PathLike, overwrite: bool = False, figure: bool = True) -> dict[str, Path]:
         """Write ``warped_moving.nii.gz``, ``ddf.nii.gz`` (ITK displacement field, mm), ``warped_moving_label.nii.gz``,
@@ -358,7 +367,9 @@ def register(
 
     fixed_img = load_input(fixed, "fixed", ndim, single_channel=True)
     moving_img = load_input(moving, "moving", ndim, single_channel=True)
-    moving_affine = np.asarray(moving_img.affine, dtype=np.float64)
+    from monai.data.utils import to_affine_nd
+
+    moving_affine = np.asarray(to_affine_nd(ndim, np.asarray(moving_img.affine, dtype=np.float64)), dtype=np.float64)
     labels = {}
     for key, value, ref in (("moving_label", moving_label, moving_img), ("fixed_label", fixed_label, fixed_img)):
         if value is None:

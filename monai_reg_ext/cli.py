@@ -243,7 +243,10 @@ def warp(image: str, ddf: str, output: str, mode: str = "bilinear", overwrite: b
     field, affine = load_ddf(ddf)
     ndim = field.shape[0]
     img = load_input(image, "image", ndim)
-    ref = MetaTensor(torch.zeros(1, *field.shape[1:]), affine=torch.as_tensor(np.asarray(affine)))
+    from monai.data.utils import to_affine_nd
+
+    ref_affine = to_affine_nd(int(img.affine.shape[0]) - 1, np.asarray(affine))  # same affine size as the image
+    ref = MetaTensor(torch.zeros(1, *field.shape[1:]), affine=torch.as_tensor(np.asarray(ref_affine)))
     img = _on_fixed_grid(img, ref, f"image {image}", reference=f"DDF {ddf}")
     warped = warp_image(img.as_tensor()[None], field[None].float(), mode="nearest" if mode == "nearest" else "bilinear")
     out = warped[0].numpy()

@@ -84,3 +84,49 @@ def test_bundle_errors(tiny_bundle, tmp_path):
     torch.save({"conv.weight": torch.zeros(3)}, tiny_bundle / "models" / "model.pt")
     with pytest.raises(ValueError, match="do not fit"):
         load_bundle(tiny_bundle)
+
+
+def test_2d_nifti_register_save_and_warp(tmp_path):
+    """2D NIfTI images carry a 4x4 affine: outputs must still be written (3x3 for a 2D DDF) and warp must read them."""
+    import json
+
+    from monai_reg_ext.cli import main
+    from monai_reg_ext.networks import RegistrationNet
+
+    root = tmp_path / "b2d"
+    (root / "configs").mkdir(parents=True)
+    (root / "models").mkdir()
+    net_def = {
+        "_target_": "monai_reg_ext.networks.RegistrationNet",
+        "backbone": "localnet",
+        "method": "ddf",
+        "spatial_dims": 2,
+        "backbone_kwargs": {"num_channel_initial": 4, "extract_levels": [0, 1, 2]},
+    }
+    (root / "configs" / "inference.json").write_text(json.dumps({"spatial_size": [16, 16], "network_def": net_def}))
+    torch.manual_seed(0)
+    net = RegistrationNet(
+        "localnet", "ddf", spatial_dims=2, backbone_kwargs={"num_channel_initial": 4, "extract_levels": (0, 1, 2)}
+    )
+    torch.save(net.state_dict(), root / "models" / "model.pt")
+    rng = np.random.default_rng(0)
+    aff = np.diag([0.8, 1.2, 1.0, 1.0])
+    for name in ("moving", "fixed"):
+        nib.save(nib.Nifti1Image(rng.random((20, 18)).astype(np.float32), aff), str(tmp_path / f"{name}.nii.gz"))
+    result = register(tmp_path / "moving.nii.gz", tmp_path / "fixed.nii.gz", bundle=root, device="cpu")
+    assert result.fixed_affine.shape == (3, 3)
+    paths = result.save(tmp_path / "out")
+    assert nib.load(str(paths["warped_image"])).shape[:2] == (20, 18)
+    main(
+        [
+            "warp",
+            "--image",
+            str(tmp_path / "moving.nii.gz"),
+            "--ddf",
+            str(paths["ddf"]),
+            "--output",
+            str(tmp_path / "w.nii.gz"),
+        ]
+    )
+    warped = np.squeeze(np.asarray(nib.load(str(tmp_path / "w.nii.gz")).dataobj))
+    np.testing.assert_allclose(warped, result.warped_image[0].numpy(), atol=1e-4)
