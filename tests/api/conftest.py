@@ -1,37 +1,16 @@
 from __future__ import annotations
 
-import json
-
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 
-from monai_reg_ext.networks import RegistrationNet
-
-NET = {
-    "_target_": "monai_reg_ext.networks.RegistrationNet",
-    "backbone": "localnet",
-    "method": "ddf",
-    "spatial_dims": 3,
-    "backbone_kwargs": {"num_channel_initial": 4, "extract_levels": [0, 1, 2]},
-}
+from tests.helpers import make_tiny_bundle
 
 
 @pytest.fixture
 def tiny_bundle(tmp_path):
     """A bundle folder with a tiny LocalNet whose output layer is random (so the DDF is not zero)."""
-    root = tmp_path / "bundle"
-    (root / "configs").mkdir(parents=True)
-    (root / "models").mkdir()
-    (root / "configs" / "inference.json").write_text(json.dumps({"spatial_size": [16, 16, 16], "network_def": NET}))
-    torch.manual_seed(0)
-    net = RegistrationNet("localnet", "ddf", backbone_kwargs={"num_channel_initial": 4, "extract_levels": (0, 1, 2)})
-    for p in net.parameters():
-        if torch.count_nonzero(p) == 0:
-            p.data.normal_(0, 0.05)
-    torch.save(net.state_dict(), root / "models" / "model.pt")
-    return root
+    return make_tiny_bundle(tmp_path / "bundle", random_output=True)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import torch
 from monai_reg_ext.api import register
 from monai_reg_ext.bundle import load_bundle
 from monai_reg_ext.io import load_ddf
+from tests.helpers import make_tiny_bundle
 
 
 def test_register_outputs_carry_fixed_affine(tiny_bundle, pair_files, tmp_path):
@@ -88,27 +89,9 @@ def test_bundle_errors(tiny_bundle, tmp_path):
 
 def test_2d_nifti_register_save_and_warp(tmp_path):
     """2D NIfTI images carry a 4x4 affine: outputs must still be written (3x3 for a 2D DDF) and warp must read them."""
-    import json
-
     from monai_reg_ext.cli import main
-    from monai_reg_ext.networks import RegistrationNet
 
-    root = tmp_path / "b2d"
-    (root / "configs").mkdir(parents=True)
-    (root / "models").mkdir()
-    net_def = {
-        "_target_": "monai_reg_ext.networks.RegistrationNet",
-        "backbone": "localnet",
-        "method": "ddf",
-        "spatial_dims": 2,
-        "backbone_kwargs": {"num_channel_initial": 4, "extract_levels": [0, 1, 2]},
-    }
-    (root / "configs" / "inference.json").write_text(json.dumps({"spatial_size": [16, 16], "network_def": net_def}))
-    torch.manual_seed(0)
-    net = RegistrationNet(
-        "localnet", "ddf", spatial_dims=2, backbone_kwargs={"num_channel_initial": 4, "extract_levels": (0, 1, 2)}
-    )
-    torch.save(net.state_dict(), root / "models" / "model.pt")
+    root = make_tiny_bundle(tmp_path / "b2d", spatial_dims=2)
     rng = np.random.default_rng(0)
     aff = np.diag([0.8, 1.2, 1.0, 1.0])
     for name in ("moving", "fixed"):

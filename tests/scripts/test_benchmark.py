@@ -9,34 +9,19 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 
-from monai_reg_ext.networks import RegistrationNet
+from tests.helpers import make_tiny_bundle
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 
 import benchmark  # noqa: E402
 
-NET = {
-    "_target_": "monai_reg_ext.networks.RegistrationNet",
-    "backbone": "localnet",
-    "method": "ddf",
-    "spatial_dims": 3,
-    "backbone_kwargs": {"num_channel_initial": 4, "extract_levels": [0, 1, 2]},
-}
-
 
 @pytest.fixture
 def tiny(tmp_path):
     """A tiny bundle (LocalNet, 16^3 grid) and one pair with labels and a true DDF on a 12x14x10 grid."""
-    root = tmp_path / "bundle"
-    (root / "configs").mkdir(parents=True)
-    (root / "models").mkdir()
-    (root / "configs" / "inference.json").write_text(json.dumps({"spatial_size": [16, 16, 16], "network_def": NET}))
-    torch.manual_seed(0)
-    net = RegistrationNet("localnet", "ddf", backbone_kwargs={"num_channel_initial": 4, "extract_levels": (0, 1, 2)})
-    torch.save(net.state_dict(), root / "models" / "model.pt")
+    root = make_tiny_bundle(tmp_path / "bundle")
     data = tmp_path / "pairs"
     data.mkdir()
     shape = (12, 14, 10)
