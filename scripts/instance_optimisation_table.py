@@ -35,13 +35,12 @@ from typing import Any
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# run as `python scripts/instance_optimisation_table.py`: its own folder is on sys.path, so the sibling script imports
+from compare_registration import configure_threads, evaluate_ddf, load_pair
 
-from compare_registration import configure_threads, evaluate_ddf, load_pair  # noqa: E402
-
-from monai_reg_ext.api import _instance_optimisation_settings, register  # noqa: E402
-from monai_reg_ext.bundle import load_bundle  # noqa: E402
-from monai_reg_ext.spatial import resize_ddf  # noqa: E402
+from monai_reg_ext.api import _instance_optimisation_settings, register
+from monai_reg_ext.bundle import load_bundle
+from monai_reg_ext.spatial import resize_ddf
 
 __all__ = ["run_pair", "summarise", "markdown_table", "main"]
 
@@ -201,6 +200,12 @@ def main(
 
 
 if __name__ == "__main__":
+    import functools
+
     import fire
 
-    fire.Fire(lambda **kw: main(**kw) and None)
+    @functools.wraps(main)
+    def _cli(*args: Any, **kwargs: Any) -> None:  # main's signature for --help; the table is printed, not returned
+        main(*args, **kwargs)
+
+    fire.Fire(_cli)
