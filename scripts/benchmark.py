@@ -764,6 +764,12 @@ def main(
 
 
 if __name__ == "__main__":
+    import functools
+
     import fire
 
-    fire.Fire(lambda **kw: main(**kw) and None)
+    @functools.wraps(main)
+    def _cli(*args, **kwargs) -> None:  # main's signature for --help; results are written, not returned
+        main(*args, **kwargs)
+
+    fire.Fire(_cli)
