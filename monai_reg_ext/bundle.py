@@ -11,7 +11,7 @@ import torch
 from monai.bundle import ConfigParser
 from torch import nn
 
-__all__ = ["BundleModel", "load_bundle", "infer_bundle_root"]
+__all__ = ["BundleModel", "load_bundle", "infer_bundle_root", "run_pairs"]
 
 
 @dataclass
@@ -133,3 +133,48 @@ def infer_bundle_root(name: str | None = None, default: str = ".") -> str:
     if name and (cwd / "bundles" / name / "configs").is_dir():
         return str(cwd / "bundles" / name)
     return default
+
+
+def run_pairs(
+    pairs_file: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    register_pair: Any,
+    pairs: Any = None,
+    shard: Any = (0, 1),
+) -> dict[str, Any]:
+    """Run ``register_pair(entry, data_dir, output_dir)`` on the named entries of a pairs JSON file.
+
+    Used by the optimisation-based bundles, whose ``run`` entry registers a list of pairs without a network.
+
+    Args:
+        pairs_file: a JSON list of objects, each with a ``name``; relative paths in them are read from the file's folder
+            (``data_dir`` given to ``register_pair``).
+        output_dir: where ``register_pair`` writes and where ``metrics.json`` goes (``metrics_rank<r>.json`` when
+            sharded).
+        register_pair: ``(entry: dict, data_dir: Path, output_dir: Path) -> dict`` of metrics.
+        pairs: names of the entries to run; None runs all.
+        shard: ``(rank, world_size)``: this process runs every ``world_size``-th selected entry from ``rank``.
+
+    Returns:
+        ``{name: metrics}``.
+
+    Raises:
+        ValueError: naming the unknown pair names and the known ones.
+    """
+    import json
+
+    pairs_path = Path(pairs_file)
+    entries = json.loads(pairs_path.read_text())
+    if pairs is not None:
+        known = [e["name"] for e in entries]
+        unknown = sorted(set(pairs) - set(known))
+        if unknown:
+            raise ValueError(f"pairs: expected names from {known}, got unknown {unknown}.")
+        entries = [e for e in entries if e["name"] in set(pairs)]
+    rank, world = int(shard[0]), int(shard[1])
+    out_dir = Path(output_dir)
+    summary = {e["name"]: register_pair(e, pairs_path.parent, out_dir) for e in entries[rank::world]}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = "metrics.json" if world == 1 else f"metrics_rank{rank}.json"
+    (out_dir / name).write_text(json.dumps(summary, indent=1) + "\n")
+    return summary

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from monai_reg_ext import ddf_voxel_to_mm, warp_image
+from monai_reg_ext.bundle import run_pairs
 from monai_reg_ext.io import load_image, save_ddf, save_image
 from monai_reg_ext.metrics import folding_fraction, label_dice
 from monai_reg_ext.optimise import register_by_optimisation
@@ -119,24 +120,14 @@ def run(
     Returns:
         ``{pair name: metrics}``, also written to ``output_dir/metrics.json`` (``metrics_rank<r>.json`` when sharded).
     """
-    pairs_path = Path(pairs_file)
-    entries = json.loads(pairs_path.read_text())
-    if pairs is not None:
-        unknown = sorted(set(pairs) - {e["name"] for e in entries})
-        if unknown:
-            raise ValueError(f"pairs: expected names from {[e['name'] for e in entries]}, got unknown {unknown}.")
-        entries = [e for e in entries if e["name"] in set(pairs)]
-    rank, world = int(shard[0]), int(shard[1])
-    out_dir = Path(output_dir)
     dev = torch.device(device)
-    summary = {
-        e["name"]: register_pair(
-            e, pairs_path.parent, out_dir, dict(optimisation), image_loss, regulariser, dev, overwrite
-        )
-        for e in entries[rank::world]
-    }
-    name = "metrics.json" if world == 1 else f"metrics_rank{rank}.json"
-    (out_dir / name).write_text(json.dumps(summary, indent=1) + "\n")
+    summary = run_pairs(
+        pairs_file,
+        output_dir,
+        lambda e, d, o: register_pair(e, d, o, dict(optimisation), image_loss, regulariser, dev, overwrite),
+        pairs,
+        shard,
+    )
     for pair, m in summary.items():
         print(
             f"{pair}: gland Dice {m['dice_before']:.3f} -> {m['dice_after']:.3f}, displacement error in the gland "
