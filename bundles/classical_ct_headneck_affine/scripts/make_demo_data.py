@@ -10,11 +10,11 @@ See ``bundles/classical_ct_headneck_affine/docs/data.md``.
 
 Usage (from the repository root)::
 
-    pip download --no-deps TotalSegmentator==2.18.0 -d /tmp/ts
-    pip download --no-deps pydicom-data -d /tmp/pyd          # 2D slice; reading it needs pydicom
+    pip download --no-deps TotalSegmentator==2.18.0 -d downloads/ts
+    pip download --no-deps pydicom-data -d downloads/pyd          # 2D slice; reading it needs pydicom
     python bundles/classical_ct_headneck_affine/scripts/make_demo_data.py \\
-        --ct /tmp/ts/totalsegmentator-2.18.0-py3-none-any.whl \\
-        --slice /tmp/pyd/pydicom_data-1.0.0-py3-none-any.whl --output bundles/classical_ct_headneck_affine/data
+        --ct downloads/ts/totalsegmentator-2.18.0-py3-none-any.whl \\
+        --slice downloads/pyd/pydicom_data-1.0.0-py3-none-any.whl --output bundles/classical_ct_headneck_affine/data
 
 ``--ct`` is the TotalSegmentator wheel or a NIfTI volume in HU; ``--slice`` is the pydicom-data wheel, a ``.dcm``
 file or a 2D NIfTI in HU (omit it to skip the 2D pair). Output (affine convention: ``docs/conventions.md``)::

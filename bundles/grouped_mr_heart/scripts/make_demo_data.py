@@ -16,11 +16,11 @@ REAL 2D cardiac MR cine shipped in the npm package ami.js 0.33.0.
 Usage (from the repository root; pydicom is an optional dependency of this script only)::
 
     (cd /tmp && npm pack ami.js@0.33.0 && tar xzf ami.js-0.33.0.tgz package/data/dicom/MR-MONO2-8-16x-heart.dcm)
-    pip install --target /tmp/pyd pydicom
-    PYTHONPATH=/tmp/pyd python bundles/grouped_mr_heart/scripts/make_demo_data.py \\
-        --cine /tmp/package/data/dicom/MR-MONO2-8-16x-heart.dcm
-    PYTHONPATH=/tmp/pyd python bundles/grouped_mr_heart/scripts/make_demo_data.py \\
-        --cine /tmp/package/data/dicom/MR-MONO2-8-16x-heart.dcm --check   # regenerate in a temp dir, compare sha256
+    pip install --target downloads/pyd pydicom
+    PYTHONPATH=downloads/pyd python bundles/grouped_mr_heart/scripts/make_demo_data.py \\
+        --cine downloads/package/data/dicom/MR-MONO2-8-16x-heart.dcm
+    PYTHONPATH=downloads/pyd python bundles/grouped_mr_heart/scripts/make_demo_data.py \\
+        --cine downloads/package/data/dicom/MR-MONO2-8-16x-heart.dcm --check   # regenerate, compare sha256
 
 ``--cine`` is the DICOM file or the ami.js tarball; without it only the phantom is (re)generated and ``--check``
 compares the phantom files only.
@@ -259,7 +259,9 @@ def load_cine(source: str | Path) -> tuple[np.ndarray, str]:
     try:
         import pydicom  # optional dependency of this script only
     except ImportError as err:
-        raise ValueError("--cine needs pydicom: pip install --target /tmp/pyd pydicom; PYTHONPATH=/tmp/pyd") from err
+        raise ValueError(
+            "--cine needs pydicom: pip install --target downloads/pyd pydicom; PYTHONPATH=downloads/pyd"
+        ) from err
     path = Path(source)
     if not path.is_file():
         raise FileNotFoundError(f"--cine: {path} not found (npm pack ami.js@0.33.0; package/data/dicom/{CINE_NAME}).")

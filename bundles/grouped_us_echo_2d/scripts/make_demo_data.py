@@ -11,9 +11,9 @@ training; ``gdcm-US-ALOKA-16.dcm`` is a single frame (no cine, so no group). See
 
 Usage (from the repository root; pydicom, pydicom-data and pillow are optional dependencies of this script only)::
 
-    pip install --target /tmp/pyd pydicom pydicom-data pillow
-    PYTHONPATH=/tmp/pyd python bundles/grouped_us_echo_2d/scripts/make_demo_data.py
-    PYTHONPATH=/tmp/pyd python bundles/grouped_us_echo_2d/scripts/make_demo_data.py --check   # compare sha256
+    pip install --target downloads/pyd pydicom pydicom-data pillow
+    PYTHONPATH=downloads/pyd python bundles/grouped_us_echo_2d/scripts/make_demo_data.py
+    PYTHONPATH=downloads/pyd python bundles/grouped_us_echo_2d/scripts/make_demo_data.py --check   # compare sha256
 
 ``--source`` is a path to ``color3d_jpeg_baseline.dcm``; by default it is found with ``pydicom.data.get_testdata_file``.
 
@@ -79,8 +79,9 @@ def _find_source(source: str | None) -> Path:
         from pydicom.data import get_testdata_file  # optional dependency of this script only
     except ImportError as err:
         raise ValueError(
-            "--source not given and pydicom is not importable; `pip install --target /tmp/pyd pydicom pydicom-data "
-            "pillow` and run with PYTHONPATH=/tmp/pyd, or pass --source path/to/color3d_jpeg_baseline.dcm."
+            "--source not given and pydicom is not importable; `pip install --target downloads/pyd pydicom "
+            "pydicom-data pillow` and run with PYTHONPATH=downloads/pyd, or pass --source "
+            "path/to/color3d_jpeg_baseline.dcm."
         ) from err
     found = get_testdata_file(SOURCE_FILE)
     if found is None:

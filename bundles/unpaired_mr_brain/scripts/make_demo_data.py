@@ -7,10 +7,10 @@ subjects are NOT different people. See ``bundles/unpaired_mr_brain/docs/data.md`
 
 Usage (from the repository root)::
 
-    pip download --no-deps nilearn -d /tmp/nl   # or: pip install nilearn (optional, used by this script only)
-    python bundles/unpaired_mr_brain/scripts/make_demo_data.py --source /tmp/nl/nilearn-*.whl \\
+    pip download --no-deps nilearn -d downloads/nl   # or: pip install nilearn (optional, used by this script only)
+    python bundles/unpaired_mr_brain/scripts/make_demo_data.py --source downloads/nl/nilearn-*.whl \\
         --output bundles/unpaired_mr_brain/data
-    python bundles/unpaired_mr_brain/scripts/make_demo_data.py --source /tmp/nl/nilearn-*.whl \\
+    python bundles/unpaired_mr_brain/scripts/make_demo_data.py --source downloads/nl/nilearn-*.whl \\
         --output bundles/unpaired_mr_brain/data --check      # regenerate in a temp dir, compare sha256
 
 ``--source`` is a nilearn wheel, the word ``nilearn`` (the installed package), or a folder holding the three files.
