@@ -55,6 +55,15 @@ import torch
 
 SCRIPTS = Path(__file__).resolve().parent
 ROOT = SCRIPTS.parent
+
+
+def _shown(path: str | Path) -> str:
+    """A path as written into result files: relative to the repository when inside it (no machine paths)."""
+    p = Path(path).resolve()
+    return p.relative_to(ROOT).as_posix() if p.is_relative_to(ROOT) else str(path)
+
+
+ROOT = SCRIPTS.parent
 if str(SCRIPTS) not in sys.path:
     sys.path.insert(0, str(SCRIPTS))
 
@@ -344,7 +353,7 @@ def peers(
             for r in data["pairs"]
             if r["method"] != "network" and (max_pairs is None or r["pair"] < int(max_pairs))
         ]
-        notes["reused_from"] = f"{reuse} ({data.get('environment', {}).get('date')}): peers not rerun"
+        notes["reused_from"] = f"{_shown(reuse)} ({data.get('environment', {}).get('date')}): peers not rerun"
         print(f"note: peers read from {reuse}, not rerun (speed ratios compare two runs).", flush=True)
     else:
         for m in PEER_METHODS:
@@ -420,7 +429,7 @@ def peers(
         if syn and s.get("seconds"):
             s["speed_ratio_vs_ants_syn"] = syn / s["seconds"]
     return {
-        "pairs_file": str(pairs_path),
+        "pairs_file": _shown(pairs_path),
         "n_pairs": len(loaded),
         "io_iterations": int(io_iterations),
         "threads": env_threads,
