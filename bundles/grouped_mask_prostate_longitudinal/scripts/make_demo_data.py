@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import hashlib
 import json
 import math
 import sys
@@ -37,6 +36,7 @@ import torch
 
 from monai_reg_ext import warp_image
 from monai_reg_ext.data import random_smooth_ddf
+from monai_reg_ext.data.manifest import compare_file_hashes, sha256_file
 
 __all__ = ["DEFAULTS", "gland_occupancy", "make_patient", "generate", "check", "main"]
 
@@ -150,10 +150,6 @@ def _save(data: np.ndarray, affine: np.ndarray, path: Path) -> None:
     path.write_bytes(gzip.compress(img.to_bytes(), compresslevel=9, mtime=0))
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
     return float(2.0 * (a & b).sum() / max(int(a.sum() + b.sum()), 1))
 
@@ -182,7 +178,7 @@ def generate(output: str | Path, params: dict | None = None, verbose: bool = Tru
                 print(f"{split}/{name}: {facts['n_visits']} visits, Dice first/last {facts['dice_first_last']}")
     (out / "test").mkdir(parents=True, exist_ok=True)
     (out / "test" / "pairs.json").write_text(json.dumps(pairs, indent=1) + "\n")
-    files = {f.relative_to(out).as_posix(): _sha256(f) for f in sorted(out.rglob("*")) if f.is_file()}
+    files = {f.relative_to(out).as_posix(): sha256_file(f) for f in sorted(out.rglob("*")) if f.is_file()}
     files.pop("manifest.json", None)
     manifest = {
         "generator": "bundles/grouped_mask_prostate_longitudinal/scripts/make_demo_data.py",
@@ -215,18 +211,7 @@ def check(output: str | Path, verbose: bool = True) -> bool:
     manifest = json.loads(manifest_path.read_text())
     with tempfile.TemporaryDirectory() as tmp:
         fresh = generate(tmp, manifest["parameters"], verbose=False)
-    ok = True
-    expected, got = manifest["files"], fresh["files"]
-    for name in sorted(set(expected) | set(got)):
-        on_disk = Path(output) / name
-        disk_hash = _sha256(on_disk) if on_disk.is_file() else None
-        if expected.get(name) != got.get(name) or disk_hash != expected.get(name):
-            ok = False
-            if verbose:
-                print(f"MISMATCH {name}: manifest {expected.get(name)}, regenerated {got.get(name)}, disk {disk_hash}")
-    if verbose:
-        print(f"check: {'OK' if ok else 'FAILED'} ({len(expected)} files in the manifest)")
-    return ok
+    return compare_file_hashes(manifest["files"], fresh["files"], output, verbose)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

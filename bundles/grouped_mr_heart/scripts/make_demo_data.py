@@ -54,6 +54,7 @@ import torch
 
 from monai_reg_ext import warp_image
 from monai_reg_ext.data import random_smooth_ddf
+from monai_reg_ext.data.manifest import compare_file_hashes, sha256_file
 
 __all__ = ["DEFAULTS", "CONTRASTS", "SEQUENCES", "draw_anatomy", "render_patient", "load_cine", "generate", "check"]
 
@@ -250,10 +251,6 @@ def _save(img: nib.Nifti1Image, path: Path) -> None:
     path.write_bytes(gzip.compress(img.to_bytes(), compresslevel=9, mtime=0))
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def load_cine(source: str | Path) -> tuple[np.ndarray, str]:
     """Frames ``(16, 256, 256)`` uint8 of the ami.js cine (DICOM file or the ami.js tarball) and its sha256."""
     try:
@@ -351,7 +348,7 @@ def generate(output: str | Path, cine: str | None, params: dict | None = None, v
         ]
         (out / "cine2d" / "test" / "pairs.json").write_text(json.dumps(pairs, indent=2) + "\n")
     files = {
-        str(f.relative_to(out)).replace("\\", "/"): _sha256(f)
+        str(f.relative_to(out)).replace("\\", "/"): sha256_file(f)
         for f in sorted(out.rglob("*"))
         if f.is_file() and f.parts[len(out.parts)] in parts
     }
@@ -380,17 +377,7 @@ def check(output: str | Path, cine: str | None, verbose: bool = True) -> bool:
     with tempfile.TemporaryDirectory() as tmp:
         fresh = generate(tmp, cine, manifest["parameters"], verbose=False)["files"]
     expected = {k: v for k, v in manifest["files"].items() if cine or k.startswith("phantom3d/")}
-    ok = True
-    for name in sorted(set(expected) | set(fresh)):
-        disk = Path(output) / name
-        on_disk = _sha256(disk) if disk.is_file() else None
-        if expected.get(name) != fresh.get(name) or on_disk != expected.get(name):
-            ok = False
-            if verbose:
-                print(f"MISMATCH {name}: manifest {expected.get(name)}, regenerated {fresh.get(name)}, disk {on_disk}")
-    if verbose:
-        print(f"check: {'OK' if ok else 'FAILED'} ({len(expected)} files)")
-    return ok
+    return compare_file_hashes(expected, fresh, output, verbose)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

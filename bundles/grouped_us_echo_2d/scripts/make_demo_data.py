@@ -44,6 +44,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from monai_reg_ext.data.manifest import compare_file_hashes, sha256_file
+
 __all__ = ["DEFAULTS", "SOURCE_FILE", "load_cine", "frames_to_grid", "generate", "check", "main"]
 
 SOURCE_FILE = "color3d_jpeg_baseline.dcm"
@@ -63,10 +65,6 @@ DEFAULTS = {
 
 def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _sha256(path: Path) -> str:
-    return _sha256_bytes(path.read_bytes())
 
 
 def _find_source(source: str | None) -> Path:
@@ -238,7 +236,7 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
     shutil.copyfile(out / "test" / pairs[0]["fixed"], out / "example" / "fixed.nii.gz")
 
     files = {
-        str(f.relative_to(out)).replace("\\", "/"): _sha256(f)
+        str(f.relative_to(out)).replace("\\", "/"): sha256_file(f)
         for f in sorted(out.rglob("*"))
         if f.is_file() and f.name != "manifest.json" and f.parts[len(out.parts)] in ("train", "val", "test", "example")
     }
@@ -275,19 +273,7 @@ def check(source: str | None, output: str | Path, verbose: bool = True) -> bool:
     ok = fresh["source"]["sha256"] == manifest["source"]["sha256"]
     if not ok and verbose:
         print(f"MISMATCH source sha256: manifest {manifest['source']['sha256']}, found {fresh['source']['sha256']}")
-    expected, got = manifest["files"], fresh["files"]
-    for name in sorted(set(expected) | set(got)):
-        on_disk = Path(output) / name
-        disk_hash = _sha256(on_disk) if on_disk.is_file() else None
-        if expected.get(name) != got.get(name) or disk_hash != expected.get(name):
-            ok = False
-            if verbose:
-                print(
-                    f"MISMATCH {name}: manifest {expected.get(name)}, regenerated {got.get(name)}, on disk {disk_hash}"
-                )
-    if verbose:
-        print(f"check: {'OK' if ok else 'FAILED'} ({len(expected)} files in the manifest)")
-    return ok
+    return compare_file_hashes(manifest["files"], fresh["files"], output, verbose) and ok
 
 
 def main(argv: Sequence[str] | None = None) -> int:

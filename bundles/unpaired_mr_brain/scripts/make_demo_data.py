@@ -47,6 +47,7 @@ import torch
 from scipy import ndimage
 
 from monai_reg_ext import compose_ddf, ddf_voxel_to_mm, dvf_to_ddf, jacobian_determinant, warp_image
+from monai_reg_ext.data.manifest import compare_file_hashes, sha256_file
 
 try:
     from monai_reg_ext.data import random_smooth_ddf
@@ -343,10 +344,6 @@ def _stats(values: list[float]) -> dict:
     return {"mean": round(float(np.mean(values)), 4), "std": round(float(np.std(values)), 4)}
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def generate(source: str | None, output: str | Path, params: dict | None = None, verbose: bool = True) -> dict:
     """Write the demo data set into ``output`` (cleared first) and return the manifest dict.
 
@@ -482,7 +479,7 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
         shutil.copyfile(out / "test" / first[key], out / "example" / f"{dst}.nii.gz")
 
     files = {
-        str(f.relative_to(out)).replace("\\", "/"): _sha256(f)
+        str(f.relative_to(out)).replace("\\", "/"): sha256_file(f)
         for f in sorted(out.rglob("*"))
         if f.is_file() and f.name != "manifest.json" and f.parts[len(out.parts)] in ("train", "val", "test", "example")
     }
@@ -531,20 +528,7 @@ def check(source: str | None, output: str | Path, verbose: bool = True) -> bool:
     manifest = json.loads(manifest_path.read_text())
     with tempfile.TemporaryDirectory() as tmp:
         fresh = generate(source, tmp, manifest["parameters"], verbose=False)
-    ok = True
-    expected, got = manifest["files"], fresh["files"]
-    for name in sorted(set(expected) | set(got)):
-        on_disk = Path(output) / name
-        disk_hash = _sha256(on_disk) if on_disk.is_file() else None
-        if expected.get(name) != got.get(name) or disk_hash != expected.get(name):
-            ok = False
-            if verbose:
-                print(
-                    f"MISMATCH {name}: manifest {expected.get(name)}, regenerated {got.get(name)}, on disk {disk_hash}"
-                )
-    if verbose:
-        print(f"check: {'OK' if ok else 'FAILED'} ({len(expected)} files in the manifest)")
-    return ok
+    return compare_file_hashes(manifest["files"], fresh["files"], output, verbose)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
