@@ -32,7 +32,7 @@ def test_shipped_data_matches_manifest_and_layout():
     manifest = json.loads((DATA / "manifest.json").read_text())
     mk = _script("make_demo_data")
     for rel, sha in manifest["files"].items():
-        assert mk._sha256(DATA / rel) == sha, rel
+        assert mk.sha256_file(DATA / rel) == sha, rel
     ds = GroupedDataset(DATA / "phantom3d" / "test", sample_image_in_group=False, labeled=True, sample_label="all",
                         shuffle=False, spatial_size=(64, 64, 16))  # fmt: skip
     assert len(ds) == 4 * 3 and len(ds.groups) == 4
