@@ -38,8 +38,9 @@ def prepare_registration_batch(
         kwargs: further ``Tensor.to`` arguments from the engine (ignored except ``device``/``non_blocking``).
 
     Returns:
-        ``(moving_image, targets, (fixed_image,), {"moving_label": ...})`` where ``targets`` holds ``fixed_image`` and,
-        when present, ``fixed_label``.
+        ``(moving_image, targets, (fixed_image,), {"moving_label": ...})`` where ``targets`` holds ``fixed_image``,
+        ``moving_image`` (for the symmetric image term of an inverse-consistent network) and, when present,
+        ``fixed_label``.
 
     Raises:
         KeyError: when a required key is missing, naming the keys that were found.
@@ -49,7 +50,7 @@ def prepare_registration_batch(
         raise KeyError(f"registration batch is missing {missing}; found keys {sorted(batchdata)}.")
     moving = _to(batchdata["moving_image"], device, non_blocking)
     fixed = _to(batchdata["fixed_image"], device, non_blocking)
-    targets = {"fixed_image": fixed}
+    targets = {"fixed_image": fixed, "moving_image": moving}  # moving: for symmetric (inverse-consistent) losses
     net_kwargs: dict[str, torch.Tensor] = {}
     if batchdata.get("fixed_label") is not None:
         targets["fixed_label"] = _to(batchdata["fixed_label"], device, non_blocking)

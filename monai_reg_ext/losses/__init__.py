@@ -6,6 +6,7 @@ Every loss is an ``nn.Module`` to *minimise*, works in 2D and 3D, batched, on an
 
 from __future__ import annotations
 
+from .consistency import InverseConsistencyLoss
 from .deform import BendingEnergyLoss, GradientNormLoss
 from .image import (
     GlobalMutualInformationLoss,
@@ -24,5 +25,6 @@ __all__ = [
     "MultiScaleLabelLoss",
     "BendingEnergyLoss",
     "GradientNormLoss",
+    "InverseConsistencyLoss",
     "RegistrationLoss",
 ]

@@ -8,6 +8,9 @@ output dict and the batch targets (keys in ``docs/architecture.md``). From a bun
              "label_loss": {"_target_": "monai_reg_ext.losses.MultiScaleLabelLoss", "scales": [0, 1, 2, 4, 8, 16, 32]},
              "regulariser": {"_target_": "monai_reg_ext.losses.BendingEnergyLoss"},
              "weights": {"image": 1.0, "label": 1.0, "regulariser": 0.5}}
+
+With a network built with ``inverse_consistent=True`` (training mode) the image and regulariser terms average both
+directions and an ``inverse_consistency`` term (:class:`~monai_reg_ext.losses.InverseConsistencyLoss`) can be added.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from torch import nn
 
 __all__ = ["RegistrationLoss"]
 
-_TERMS = ("image", "label", "regulariser")
+_TERMS = ("image", "label", "regulariser", "inverse_consistency")
 LossFn = Callable[..., torch.Tensor]
 Weights = Union[Sequence[float], Mapping[str, float]]
 
@@ -34,11 +37,12 @@ def _parse_weights(weights: Weights) -> dict[str, float]:
         parsed = {k: float(weights.get(k, 1.0)) for k in _TERMS}
     else:
         values = list(weights)
-        if len(values) != 3:
+        if len(values) not in (3, 4):
             raise ValueError(
-                f"RegistrationLoss: expected 3 weights (image, label, regulariser), got {len(values)}: {values}."
+                "RegistrationLoss: expected 3 or 4 weights (image, label, regulariser[, inverse_consistency]), "
+                f"got {len(values)}: {values}."
             )
-        parsed = {k: float(v) for k, v in zip(_TERMS, values)}
+        parsed = {k: float(v) for k, v in zip(_TERMS, values + [1.0])}
     negative = {k: v for k, v in parsed.items() if v < 0}
     if negative:
         raise ValueError(f"RegistrationLoss: expected weights >= 0, got {negative}.")
@@ -51,7 +55,14 @@ class RegistrationLoss(nn.Module):
     - image term: ``image_loss(pred["pred_fixed_image"], targets["fixed_image"])``;
     - label term: ``label_loss(pred["pred_fixed_label"], targets["fixed_label"])``. A MONAI ``MultiScaleLoss``, whose
       ``forward`` takes ``(y_true, y_pred)``, is called in that order automatically;
-    - regulariser term: ``regulariser(pred["ddf"])``.
+    - regulariser term: ``regulariser(pred["ddf"])``;
+    - inverse-consistency term: ``inverse_consistency(pred["ddf"], pred["ddf_inverse"])``.
+
+    Symmetric training: when ``pred`` holds ``ddf_inverse`` (a :class:`~monai_reg_ext.networks.RegistrationNet` with
+    ``inverse_consistent=True`` in training mode), the image term is the mean of
+    ``image_loss(pred_fixed_image, fixed_image)`` and ``image_loss(pred_moving_image, moving_image)`` (when the
+    targets hold ``moving_image``, as :func:`~monai_reg_ext.engines.prepare_registration_batch` gives them) and the
+    regulariser is the mean over ``ddf`` and ``ddf_inverse``.
 
     A term is disabled when its loss is ``None`` or its weight is 0 (as DeepReg). A term returning a non-scalar
     (``reduction="none"``) is averaged. The sign and range of the total follow from the terms (e.g. LNCC and GNCC are
@@ -66,8 +77,10 @@ class RegistrationLoss(nn.Module):
         image_loss: image dissimilarity ``(y_pred, y_true) -> loss``, or ``None``.
         label_loss: label dissimilarity ``(y_pred, y_true) -> loss``, or ``None``.
         regulariser: DDF regulariser ``ddf -> loss``, or ``None``.
-        weights: three weights ``(image, label, regulariser)``, or a dict with keys among ``image``, ``label``,
-            ``regulariser`` (missing keys weigh 1.0). Weights must be ``>= 0``.
+        inverse_consistency: ``(ddf, ddf_inverse) -> loss`` (e.g. ``InverseConsistencyLoss()``), or ``None``.
+        weights: three or four weights ``(image, label, regulariser[, inverse_consistency])``, or a dict with keys
+            among ``image``, ``label``, ``regulariser``, ``inverse_consistency`` (missing keys weigh 1.0). Weights
+            must be ``>= 0``.
 
     Raises:
         ValueError: on bad weights, or when no term is active.
@@ -79,13 +92,20 @@ class RegistrationLoss(nn.Module):
         label_loss: LossFn | None = None,
         regulariser: LossFn | None = None,
         weights: Weights = (1.0, 1.0, 1.0),
+        inverse_consistency: LossFn | None = None,
     ) -> None:
         super().__init__()
         self.image_loss = image_loss
         self.label_loss = label_loss
         self.regulariser = regulariser
+        self.inverse_consistency = inverse_consistency
         self.weights = _parse_weights(weights)
-        losses = {"image": image_loss, "label": label_loss, "regulariser": regulariser}
+        losses = {
+            "image": image_loss,
+            "label": label_loss,
+            "regulariser": regulariser,
+            "inverse_consistency": inverse_consistency,
+        }
         self.active = tuple(k for k in _TERMS if losses[k] is not None and self.weights[k] > 0)
         if not self.active:
             given = {k: type(v).__name__ for k, v in losses.items()}
@@ -103,7 +123,8 @@ class RegistrationLoss(nn.Module):
             targets: batch targets with ``fixed_image`` and optionally ``fixed_label``.
 
         Returns:
-            ``{"image": ..., "label": ..., "regulariser": ..., "total": ...}`` with only the active terms (already
+            ``{"image": ..., "label": ..., "regulariser": ..., "inverse_consistency": ..., "total": ...}`` with only
+            the active terms (already
             multiplied by their weights) and ``total``, their sum; each a scalar tensor with autograd.
 
         Raises:
@@ -114,14 +135,25 @@ class RegistrationLoss(nn.Module):
         image_loss, label_loss, regulariser = self.image_loss, self.label_loss, self.regulariser
         if "image" in self.active and image_loss is not None:
             y_pred, y_true = self._get(pred, "pred_fixed_image", "pred"), self._get(targets, "fixed_image", "targets")
-            out["image"] = self.weights["image"] * image_loss(y_pred, y_true).mean()
+            value = image_loss(y_pred, y_true).mean()
+            if pred.get("pred_moving_image") is not None and targets.get("moving_image") is not None:
+                value = 0.5 * (value + image_loss(pred["pred_moving_image"], targets["moving_image"]).mean())
+            out["image"] = self.weights["image"] * value
         if "label" in self.active and label_loss is not None:
             y_pred, y_true = self._get(pred, "pred_fixed_label", "pred"), self._get(targets, "fixed_label", "targets")
             if isinstance(label_loss, MultiScaleLoss):
                 y_pred, y_true = y_true, y_pred  # MONAI's MultiScaleLoss.forward takes (y_true, y_pred)
             out["label"] = self.weights["label"] * label_loss(y_pred, y_true).mean()
         if "regulariser" in self.active and regulariser is not None:
-            out["regulariser"] = self.weights["regulariser"] * regulariser(self._get(pred, "ddf", "pred")).mean()
+            value = regulariser(self._get(pred, "ddf", "pred")).mean()
+            if pred.get("ddf_inverse") is not None:
+                value = 0.5 * (value + regulariser(pred["ddf_inverse"]).mean())
+            out["regulariser"] = self.weights["regulariser"] * value
+        if "inverse_consistency" in self.active and self.inverse_consistency is not None:
+            ddf, ddf_inverse = self._get(pred, "ddf", "pred"), self._get(pred, "ddf_inverse", "pred")
+            out["inverse_consistency"] = (
+                self.weights["inverse_consistency"] * self.inverse_consistency(ddf, ddf_inverse).mean()
+            )
         total = torch.stack(list(out.values())).sum()
         out["total"] = total
         return out
@@ -138,11 +170,21 @@ class RegistrationLoss(nn.Module):
             raise ValueError(f"RegistrationLoss: expected {where} to be a dict, got {type(data).__name__}.")
         value = data.get(key)
         if value is None:
-            term = {"pred_fixed_image": "image", "fixed_image": "image", "ddf": "regulariser"}.get(key, "label")
+            term = {
+                "pred_fixed_image": "image",
+                "fixed_image": "image",
+                "ddf": "regulariser",
+                "ddf_inverse": "inverse_consistency",
+            }.get(key, "label")
+            hint = (
+                " The network must be built with inverse_consistent=True and be in training mode."
+                if key == "ddf_inverse"
+                else ""
+            )
             raise ValueError(
                 f"RegistrationLoss: the {term} term (weight {self.weights[term]}) expected {where}[{key!r}], "
                 f"got keys {sorted(data)}{' with None' if key in data else ''}. "
-                "Disable the term (weight 0 or loss None) or provide it."
+                f"Disable the term (weight 0 or loss None) or provide it.{hint}"
             )
         return value
 

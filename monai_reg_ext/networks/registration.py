@@ -125,6 +125,10 @@ class RegistrationNet(nn.Module):
         warp_mode: interpolation of the moving image (``"bilinear"`` or ``"nearest"``); labels are always bilinear.
         padding_mode: ``"border"``, ``"zeros"`` or ``"reflection"`` when sampling outside the moving image.
         image_channels: channels ``C`` of each of the moving and fixed images (1 for DeepReg data).
+        inverse_consistent: in training mode, also register the fixed image to the moving one (one backbone call
+            on a batch of ``2B``) and return ``ddf_inverse`` and ``pred_moving_image`` for a symmetric image loss and
+            :class:`~monai_reg_ext.losses.InverseConsistencyLoss`. Needs moving and fixed on one grid. In eval mode
+            (inference, validation) only the forward direction runs, so inference cost and weights are unchanged.
 
     Raises:
         ValueError: invalid method/backbone combination, missing ``image_size``, bad options.
@@ -141,6 +145,7 @@ class RegistrationNet(nn.Module):
         warp_mode: Literal["bilinear", "nearest"] = "bilinear",
         padding_mode: Literal["border", "zeros", "reflection"] = "border",
         image_channels: int = 1,
+        inverse_consistent: bool = False,
     ) -> None:
         super().__init__()
         if method not in _METHODS:
@@ -162,6 +167,7 @@ class RegistrationNet(nn.Module):
         self.warp_mode = warp_mode
         self.padding_mode = padding_mode
         self.image_channels = int(image_channels)
+        self.inverse_consistent = bool(inverse_consistent)
 
         if isinstance(backbone, nn.Module):
             self.backbone = backbone
@@ -215,6 +221,7 @@ class RegistrationNet(nn.Module):
                 "warp_mode": warp_mode,
                 "padding_mode": padding_mode,
                 "image_channels": self.image_channels,
+                "inverse_consistent": self.inverse_consistent,
             }
         )
         if self._backbone_class is not None:
@@ -276,7 +283,9 @@ class RegistrationNet(nn.Module):
             Dict with ``ddf`` ``(B, D, *S_fixed)`` in fixed-grid voxels; ``pred_fixed_image`` ``(B, C, *S_fixed)``
             (the warped moving image); ``dvf`` (``"dvf"``, same layout as ``ddf``); ``theta`` ``(B, D, D + 1)``
             (GlobalNet, voxel coordinates with origin at voxel 0); ``pred_fixed_label`` ``(B, L, *S_fixed)`` (moving
-            label warped bilinearly) when ``moving_label`` is given.
+            label warped bilinearly) when ``moving_label`` is given; with ``inverse_consistent`` in training mode also
+            ``ddf_inverse`` ``(B, D, *S)`` (fixed -> moving, on the moving grid) and ``pred_moving_image`` (the fixed
+            image warped onto the moving grid).
 
         Raises:
             ValueError: shapes that do not fit, naming expected vs got.
@@ -291,20 +300,32 @@ class RegistrationNet(nn.Module):
             size_mult=self._size_multiple,
             fixed_size=self.image_size if self.is_global else None,
         )
+        both = self.inverse_consistent and self.training
         x = torch.cat([resize_to(moving_image, fixed_image.shape[2:]), fixed_image], dim=1)
+        if both:
+            if moving_image.shape != fixed_image.shape:
+                raise ValueError(
+                    "RegistrationNet(inverse_consistent=True): expected moving and fixed images of one shape in "
+                    f"training, got moving {tuple(moving_image.shape)} and fixed {tuple(fixed_image.shape)}."
+                )
+            x = torch.cat([x, torch.cat([fixed_image, moving_image], dim=1)], dim=0)
         raw, theta = self._run_backbone(x)
+        ddf = dvf_to_ddf(raw, num_steps=self.num_steps) if self.method == "dvf" else raw
+        n = moving_image.shape[0]
         out: dict[str, torch.Tensor] = {}
         if self.method == "dvf":
-            out["dvf"] = raw
-            ddf = dvf_to_ddf(raw, num_steps=self.num_steps)
-        else:
-            ddf = raw
-        out["ddf"] = ddf
+            out["dvf"] = raw[:n]
+        out["ddf"] = ddf[:n]
         if theta is not None:
-            out["theta"] = theta
-        out["pred_fixed_image"] = warp_image(moving_image, ddf, mode=self.warp_mode, padding_mode=self.padding_mode)
+            out["theta"] = theta[:n]
+        out["pred_fixed_image"] = warp_image(moving_image, ddf[:n], mode=self.warp_mode, padding_mode=self.padding_mode)
         if moving_label is not None:
-            out["pred_fixed_label"] = warp_image(moving_label, ddf, mode="bilinear", padding_mode=self.padding_mode)
+            out["pred_fixed_label"] = warp_image(moving_label, ddf[:n], mode="bilinear", padding_mode=self.padding_mode)
+        if both:
+            out["ddf_inverse"] = ddf[n:]
+            out["pred_moving_image"] = warp_image(
+                fixed_image, ddf[n:], mode=self.warp_mode, padding_mode=self.padding_mode
+            )
         return out
 
     def extra_repr(self) -> str:

@@ -46,7 +46,7 @@ def test_prepare_batch_splits_keys():
     batch = {k: v[None] for k, v in pairs(1)[0].items()}
     inputs, targets, args, kwargs = prepare_registration_batch(batch)
     assert inputs.shape == (1, 1, 16, 16, 16) and args[0].shape == inputs.shape
-    assert set(targets) == {"fixed_image", "fixed_label"} and set(kwargs) == {"moving_label"}
+    assert set(targets) == {"fixed_image", "moving_image", "fixed_label"} and set(kwargs) == {"moving_label"}
 
 
 def test_loss_falls_and_checkpoints(tmp_path):
