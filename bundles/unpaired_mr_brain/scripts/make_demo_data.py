@@ -31,23 +31,21 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import hashlib
 import json
 import math
 import shutil
 import sys
 import tempfile
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import torch
-from scipy import ndimage
 
 from monai_reg_ext import compose_ddf, ddf_voxel_to_mm, dvf_to_ddf, jacobian_determinant, warp_image
 from monai_reg_ext.data.manifest import compare_file_hashes, sha256_file
+from monai_reg_ext.data.mni_template import MNI_FILES, antialias, load_mni_template, sample_volumes, target_grid
 
 try:
     from monai_reg_ext.data import random_smooth_ddf
@@ -67,12 +65,7 @@ __all__ = [
 ]
 
 #: The three files read from nilearn (``nilearn/datasets/data/``).
-SOURCE_FILES = {
-    "t1": "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz",
-    "gm": "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz",
-    "wm": "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz",
-}
-_NILEARN_DATA = "nilearn/datasets/data"
+SOURCE_FILES = MNI_FILES
 
 #: Generator parameters (recorded in manifest.json; ``--check`` regenerates with the recorded ones).
 DEFAULTS = {
@@ -95,107 +88,13 @@ DEFAULTS = {
 
 
 # ----------------------------------------------------------------------------------------------------------- source
-def _read_nifti_bytes(data: bytes) -> nib.Nifti1Image:
-    if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    return nib.Nifti1Image.from_bytes(data)
-
-
-def _source_bytes(source: str | None) -> tuple[dict[str, bytes], str]:
-    """Raw (compressed) bytes of the three source files and a description of where they came from."""
-    if source is None or source == "nilearn":
-        try:
-            import nilearn  # optional dependency of this script only
-        except ImportError as err:
-            raise ValueError(
-                "--source: nilearn is not installed; pass a nilearn wheel (`pip download --no-deps nilearn`) or a "
-                f"folder holding {sorted(SOURCE_FILES.values())}."
-            ) from err
-        folder = Path(nilearn.__file__).parent / "datasets" / "data"
-        return {k: (folder / v).read_bytes() for k, v in SOURCE_FILES.items()}, f"installed nilearn {folder}"
-    path = Path(source)
-    if path.is_file() and zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            names = set(zf.namelist())
-            missing = [f"{_NILEARN_DATA}/{v}" for v in SOURCE_FILES.values() if f"{_NILEARN_DATA}/{v}" not in names]
-            if missing:
-                raise ValueError(f"--source: wheel {path} lacks {missing}.")
-            return {k: zf.read(f"{_NILEARN_DATA}/{v}") for k, v in SOURCE_FILES.items()}, f"wheel {path.name}"
-    if path.is_dir():
-        for folder in (path, path / _NILEARN_DATA, path / "datasets" / "data"):
-            if all((folder / v).is_file() for v in SOURCE_FILES.values()):
-                return {k: (folder / v).read_bytes() for k, v in SOURCE_FILES.items()}, f"folder {folder}"
-    raise ValueError(
-        f"--source: expected a nilearn wheel, 'nilearn' or a folder holding {sorted(SOURCE_FILES.values())}, "
-        f"got {source!r}."
-    )
-
-
 def load_source(source: str | None) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, str], str]:
-    """Load T1, GM and WM as float64 arrays scaled to [0, 1] (divided by 255, their uint8 maximum).
+    """Load T1, GM and WM as float64 arrays in [0, 1] (:func:`monai_reg_ext.data.mni_template.load_mni_template`).
 
     Returns:
         ``(volumes, affine, sha256 of each source file, description)``; all three must share shape and affine.
     """
-    raw, where = _source_bytes(source)
-    volumes, affine = {}, None
-    for key, data in raw.items():
-        img = _read_nifti_bytes(data)
-        arr = np.asarray(img.dataobj, dtype=np.float64)
-        if arr.ndim != 3:
-            raise ValueError(f"source {key}: expected a 3-D volume, got shape {arr.shape}.")
-        volumes[key] = np.clip(arr / 255.0, 0.0, 1.0)
-        if affine is None:
-            affine = img.affine
-        elif not np.allclose(affine, img.affine) or arr.shape != volumes["t1"].shape:
-            raise ValueError(f"source {key}: shape/affine differ from the T1's ({arr.shape} vs {volumes['t1'].shape}).")
-    hashes = {SOURCE_FILES[k]: hashlib.sha256(v).hexdigest() for k, v in raw.items()}
-    return volumes, np.asarray(affine, dtype=np.float64), hashes, where
-
-
-# ------------------------------------------------------------------------------------------------------------- grid
-def _brain_mask(volumes: dict[str, np.ndarray]) -> np.ndarray:
-    return (volumes["t1"] > 0.05) | (volumes["gm"] + volumes["wm"] > 0.5)
-
-
-def target_grid(volumes: dict[str, np.ndarray], src_affine: np.ndarray, shape: Sequence[int], spacing: float):
-    """RAS affine of the demo grid: ``spacing`` mm isotropic, axes as RAS, centred on the brain's bounding box.
-
-    Raises:
-        ValueError: if the brain (T1 > 5 % or GM + WM > 0.5) does not fit in the grid.
-    """
-    idx = np.argwhere(_brain_mask(volumes))
-    if idx.size == 0:
-        raise ValueError("source: empty brain mask (T1 > 0.05 or GM + WM > 0.5).")
-    corners = np.array([[a, b, c] for a in (0, 1) for b in (0, 1) for c in (0, 1)], dtype=np.float64)
-    lo, hi = idx.min(0).astype(np.float64), idx.max(0).astype(np.float64)
-    world = (src_affine[:3, :3] @ (lo + corners * (hi - lo)).T).T + src_affine[:3, 3]
-    wlo, whi = world.min(0), world.max(0)
-    shape = np.asarray(shape, dtype=np.float64)
-    extent = spacing * (shape - 1)
-    if np.any(whi - wlo > extent + 1e-6):
-        raise ValueError(
-            f"the brain ({np.round(whi - wlo, 1).tolist()} mm) does not fit in the grid "
-            f"({np.round(extent, 1).tolist()} mm = {shape.astype(int).tolist()} voxels of {spacing} mm)."
-        )
-    origin = np.round((wlo + whi) / 2 - extent / 2, 3)
-    affine = np.diag([spacing, spacing, spacing, 1.0])
-    affine[:3, 3] = origin
-    margins = {"low_mm": np.round(wlo - origin, 2).tolist(), "high_mm": np.round(origin + extent - whi, 2).tolist()}
-    return affine, margins
-
-
-def _world_to_source_index(points_vox: np.ndarray, tgt_affine: np.ndarray, src_affine: np.ndarray) -> np.ndarray:
-    """Map target-grid voxel coordinates ``(3, N)`` to source voxel coordinates ``(3, N)``."""
-    m = np.linalg.inv(src_affine) @ tgt_affine
-    return m[:3, :3] @ points_vox + m[:3, 3:4]
-
-
-def _antialias(volumes: dict[str, np.ndarray], src_affine: np.ndarray, spacing: float) -> dict[str, np.ndarray]:
-    """Gaussian pre-filter, sigma = (factor - 1) / 2 source voxels per axis (factor = target / source spacing)."""
-    src_spacing = np.linalg.norm(src_affine[:3, :3], axis=0)
-    sigma = np.maximum((spacing / src_spacing - 1.0) / 2.0, 0.0)
-    return {k: ndimage.gaussian_filter(v, sigma=sigma, mode="nearest") for k, v in volumes.items()}
+    return load_mni_template(source, SOURCE_FILES)
 
 
 def _sample(
@@ -206,11 +105,7 @@ def _sample(
     Returns:
         dict of float64 arrays of ``shape``: ``t1`` and the label probabilities ``bg``, ``gm``, ``wm``.
     """
-    grid = np.stack(np.meshgrid(*[np.arange(s, dtype=np.float64) for s in shape], indexing="ij"))
-    if ddf is not None:
-        grid = grid + ddf
-    coords = _world_to_source_index(grid.reshape(3, -1), tgt_affine, src_affine)
-    out = {k: ndimage.map_coordinates(v, coords, order=1, mode="nearest").reshape(shape) for k, v in smoothed.items()}
+    out = sample_volumes(smoothed, tgt_affine, src_affine, shape, ddf)
     out["bg"] = np.clip(1.0 - out["gm"] - out["wm"], 0.0, 1.0)  # CSF and outside the brain
     return out
 
@@ -372,7 +267,7 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
     shape = tuple(p["shape"])
     tgt_affine, margins = target_grid(volumes, src_affine, shape, float(p["spacing"]))
     say(f"grid {shape} at {p['spacing']} mm, origin {tgt_affine[:3, 3].tolist()} mm, brain margins {margins}")
-    smoothed = _antialias(volumes, src_affine, float(p["spacing"]))
+    smoothed = antialias(volumes, src_affine, float(p["spacing"]))
 
     out = Path(output)
     for sub in ("train", "val", "test", "example", "manifest.json"):
