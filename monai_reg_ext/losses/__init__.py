@@ -15,6 +15,7 @@ from .image import (
     SumSquaredDifferenceLoss,
 )
 from .label import MultiScaleLabelLoss
+from .masked import FixedMaskedLoss, mask_to_fixed
 from .registration import RegistrationLoss
 
 __all__ = [
@@ -27,4 +28,6 @@ __all__ = [
     "GradientNormLoss",
     "InverseConsistencyLoss",
     "RegistrationLoss",
+    "FixedMaskedLoss",
+    "mask_to_fixed",
 ]

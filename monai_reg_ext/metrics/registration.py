@@ -173,20 +173,35 @@ def _lookup(item: Any, key: str) -> Any:
     )
 
 
-def registration_output_transform(pred_key: str, target_key: str | None = None) -> Callable[[Any], tuple[Any, Any]]:
+def registration_output_transform(
+    pred_key: str, target_key: str | None = None, mask_above: float | None = None
+) -> Callable[[Any], tuple[Any, Any]]:
     """Output transform returning ``(output[pred_key], output[target_key] or None)`` for ``IgniteMetricHandler``.
 
     ``engine.state.output`` may be a dict or a list of per-sample dicts (MONAI engines decollate by default). Keys
     are looked up at the top level, then under ``"pred"``, ``"label"`` and ``"image"`` (the nested layout of a
     ``SupervisedEvaluator`` whose network returns a dict and whose targets are a dict).
+
+    ``mask_above``: when given, the prediction is replaced by the target wherever the target is ``<= mask_above``
+    (:func:`monai_reg_ext.losses.mask_to_fixed`), so an image metric only scores the fixed image's field of view.
     """
+
+    def _pair(pred: Any, target: Any) -> tuple[Any, Any]:
+        if mask_above is not None and target is not None:
+            from ..losses.masked import mask_to_fixed
+
+            pred = mask_to_fixed(pred, target, mask_above)
+        return pred, target
 
     def _transform(output: Any) -> tuple[Any, Any]:
         if isinstance(output, Mapping):
-            return _lookup(output, pred_key), None if target_key is None else _lookup(output, target_key)
+            return _pair(_lookup(output, pred_key), None if target_key is None else _lookup(output, target_key))
         if isinstance(output, Sequence) and not isinstance(output, (str, torch.Tensor)):
-            preds = [_lookup(o, pred_key) for o in output]
-            targets = None if target_key is None else [_lookup(o, target_key) for o in output]
+            pairs = [
+                _pair(_lookup(o, pred_key), None if target_key is None else _lookup(o, target_key)) for o in output
+            ]
+            preds = [p for p, _ in pairs]
+            targets = None if target_key is None else [t for _, t in pairs]
             return preds, targets
         raise TypeError(f"engine output: expected a dict or a list of dicts, got {type(output).__name__}.")
 
