@@ -100,6 +100,7 @@ def register(
     overwrite: bool = False,
     figure: bool = True,
     instance_optimisation: int = 0,
+    weights: str | None = None,
 ) -> dict[str, str]:
     """Register one pair and write warped_moving.nii.gz, ddf.nii.gz (ITK displacement field, mm), the warped label,
     metrics.csv and registration.png into OUTPUT (all on the fixed image's grid and affine).
@@ -119,13 +120,17 @@ def register(
         figure: write registration.png.
         instance_optimisation: iterations refining the network's DDF on the pair with the bundle's image loss and
             regulariser (0: none; see docs/optimisation.md).
+        weights: another weights file of the same network (e.g. a bundle's models/model_unsupervised.pt or a
+            training run's best_model.pt); default: BUNDLE/models/model.pt.
     """
     from .api import register as api_register
+    from .bundle import load_bundle
 
+    model = load_bundle(bundle, device=device, weights=weights) if weights is not None else bundle
     result = api_register(
         moving,
         fixed,
-        bundle=bundle,
+        bundle=model,
         moving_label=moving_label,
         fixed_label=fixed_label,
         moving_landmarks=moving_landmarks,
@@ -140,7 +145,14 @@ def register(
     return {k: str(v) for k, v in paths.items()}
 
 
-def predict(bundle: str, pairs: str, output: str, device: str | None = None, overwrite: bool = False) -> str:
+def predict(
+    bundle: str,
+    pairs: str,
+    output: str,
+    device: str | None = None,
+    overwrite: bool = False,
+    weights: str | None = None,
+) -> str:
     """Register every pair of a JSON list and write per-pair folders, metrics.csv and summary.csv into OUTPUT.
 
     Args:
@@ -151,6 +163,7 @@ def predict(bundle: str, pairs: str, output: str, device: str | None = None, ove
         output: output folder (``pair_000/``... inside).
         device: where to run.
         overwrite: replace existing outputs.
+        weights: another weights file of the same network; default: BUNDLE/models/model.pt.
     """
     from .api import register as api_register
     from .bundle import load_bundle
@@ -169,7 +182,7 @@ def predict(bundle: str, pairs: str, output: str, device: str | None = None, ove
     summary_files = [out / "metrics.csv", out / "summary.csv"]
     if any(p.exists() for p in summary_files) and not overwrite:
         raise FileExistsError(f"{output}: metrics.csv/summary.csv exist; pass --overwrite to replace them.")
-    model = load_bundle(bundle, device=device)
+    model = load_bundle(bundle, device=device, weights=weights)
 
     def resolve(item: dict, *keys: str) -> str | None:
         for k in keys:

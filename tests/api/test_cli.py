@@ -57,3 +57,33 @@ def test_help(command):
     res = run_cli(command, "--help")
     assert res.returncode == 0, res.stderr
     assert "monai-reg" in res.stdout + res.stderr
+
+
+def test_register_and_predict_with_other_weights(tiny_bundle, pair_files, tmp_path):
+    """--weights picks another weights file of the same network; a missing one is a one-line user error."""
+    import json
+
+    import torch
+
+    state = torch.load(tiny_bundle / "models" / "model.pt", map_location="cpu", weights_only=True)
+    zero = {k: torch.zeros_like(v) for k, v in state.items()}  # every layer 0: the DDF is exactly 0
+    torch.save(zero, tmp_path / "zero.pt")
+    common = ["--moving", str(pair_files["moving"]), "--fixed", str(pair_files["fixed"]), "--device", "cpu",
+              "--figure", "False"]  # fmt: skip
+    main(["register", "--bundle", str(tiny_bundle), *common, "--output", str(tmp_path / "default")])
+    main(["register", "--bundle", str(tiny_bundle), *common, "--output", str(tmp_path / "zero"),
+          "--weights", str(tmp_path / "zero.pt")])  # fmt: skip
+    ddf_default = np.asarray(nib.load(str(tmp_path / "default" / "ddf.nii.gz")).dataobj)
+    ddf_zero = np.asarray(nib.load(str(tmp_path / "zero" / "ddf.nii.gz")).dataobj)
+    assert np.abs(ddf_default).max() > 1e-3 and np.abs(ddf_zero).max() == 0.0
+    (tmp_path / "pairs.json").write_text(
+        json.dumps([{"moving": str(pair_files["moving"]), "fixed": str(pair_files["fixed"])}])
+    )
+    main(["predict", "--bundle", str(tiny_bundle), "--pairs", str(tmp_path / "pairs.json"), "--output",
+          str(tmp_path / "pred"), "--device", "cpu", "--weights", str(tmp_path / "zero.pt")])  # fmt: skip
+    ddf_pred = np.asarray(nib.load(str(tmp_path / "pred" / "pair_000" / "ddf.nii.gz")).dataobj)
+    assert np.abs(ddf_pred).max() == 0.0
+    res = run_cli("register", "--bundle", tiny_bundle, *common, "--output", tmp_path / "o", "--weights",
+                  tmp_path / "nope.pt")  # fmt: skip
+    assert res.returncode == 2 and "nope.pt" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "o").exists()
