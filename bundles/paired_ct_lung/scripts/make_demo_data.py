@@ -1,0 +1,321 @@
+"""Deterministic demo data for the ``paired_ct_lung`` bundle: inspiration/expiration pairs made from real chest CTs.
+
+What is real: three chest CTs of three patients shipped inside registry packages (TotalSegmentator 2.18.0 source
+tarball: ``tests/reference_files/aorta_report/example_ct.nii.gz``, a contrast chest CT; pyradiomics 3.1.0 source:
+``data/lung1_image.nrrd`` and ``data/lung2_image.nrrd``). Each real CT is the **inspiration** (fixed) image. What is
+synthetic: the **expiration** (moving) image, made by a known breathing motion (diaphragm moving cranially, decaying
+towards the apex; chest wall moving inwards; sliding at the pleura; lung density raised by mass conservation,
+``monai_reg_ext.data.chest_ct``), the anatomy variants of the training pairs (a smooth random deformation of the real
+CT), and the landmarks' expiration positions (the real vessel keypoints carried through the known motion). See
+``bundles/paired_ct_lung/docs/data.md``.
+
+Usage (from the repository root)::
+
+    pip download --no-deps --no-binary :all: TotalSegmentator==2.18.0 -d downloads/ts_sdist
+    pip download --no-clean --no-deps --no-binary :all: pyradiomics==3.1.0 -d downloads/pyr  # fails to build, but
+    #   leaves the source in $TMPDIR/pip-download-*/pyradiomics_*/ : copy its data/ folder to downloads/pyradiomics_data
+    python bundles/paired_ct_lung/scripts/make_demo_data.py \\
+        --totalsegmentator downloads/ts_sdist/totalsegmentator-2.18.0.tar.gz \\
+        --pyradiomics downloads/pyradiomics_data --output bundles/paired_ct_lung/data
+    python bundles/paired_ct_lung/scripts/make_demo_data.py ... --check   # regenerate in a temp dir, compare sha256
+
+Output layout (DeepReg "paired" layout; DDF convention in ``docs/conventions.md``)::
+
+    data/{train,val,test}/{moving,fixed}_images/pair_XXX.nii.gz   uint8 (64, 56, 64), HU = -1000 + 1200 / 255 * q
+    data/{train,val,test}/{moving,fixed}_labels/pair_XXX.nii.gz   uint8 lung mask
+    data/{val,test}/true_ddf/pair_XXX.nii.gz     int16 (X, Y, Z, 3), scl_slope 0.05: VOXEL DDF
+                                                  (pull, moving = expiration, channel k = array axis k)
+    data/{val,test}/landmarks/pair_XXX_{fixed,moving}.csv         vessel keypoints, voxel indices i, j, k
+    data/{val,test}/pairs.json, baseline.json                     pairs with all files; "no registration" numbers
+    data/example/{moving,fixed,moving_label,fixed_label}.nii.gz, {moving,fixed}_landmarks.csv   = test pair 0
+    data/manifest.json                                            sha256 of every file + generator parameters
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+
+from monai_reg_ext.data.chest_ct import (
+    body_mask,
+    breathing_motion,
+    expiration_image,
+    grid_affine,
+    load_ct,
+    locate_chest_cts,
+    lung_centre,
+    lung_mask,
+    resample,
+    sample_breathing_params,
+    sample_field,
+    smooth_random_field,
+    vessel_keypoints,
+)
+from monai_reg_ext.data.manifest import compare_file_hashes, sha256_file
+from monai_reg_ext.spatial import warp_image
+
+__all__ = ["DEFAULTS", "HU_MIN", "HU_MAX", "generate", "check", "main"]
+
+HU_MIN, HU_MAX = -1000.0, 200.0
+"""Stored intensity window (HU); values outside are clipped."""
+
+#: Generator parameters (recorded in manifest.json; ``--check`` regenerates with the recorded ones).
+DEFAULTS = {
+    "shape": [64, 56, 64],  # voxels (R-L, A-P, S-I), divisible by 8
+    "spacing": 4.5,  # mm, isotropic
+    "train_subjects": ["ts_chest", "pyrad_lung1"],
+    "test_subjects": ["pyrad_lung2"],  # held out of training: the reported results
+    "n_train_per_subject": 5,
+    "n_val_per_subject": 1,
+    "n_test_per_subject": 3,
+    "seed": 6000,
+    "anatomy_max_mm": 9.0,  # training pairs only: smooth random deformation of the real CT (max norm)
+    "anatomy_smoothness": 8.0,  # voxels
+    "inverse_iterations": 20,
+    "keypoint_spacing": 2.0,  # mm: grid on which vessel keypoints are detected
+    "max_keypoints": 300,
+    "keypoint_min_distance_mm": 8.0,
+    "ddf_scale": 0.05,  # voxels per int16 step of the stored true DDFs (0.225 mm)
+}
+
+
+def _save(img: nib.Nifti1Image, path: Path) -> None:
+    """Write ``img`` as ``.nii.gz`` (gzip level 9, no time stamp: same bytes each run)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(img.to_bytes(), compresslevel=9, mtime=0))
+
+
+def _nifti(arr: np.ndarray, affine: np.ndarray, descrip: str) -> nib.Nifti1Image:
+    img = nib.Nifti1Image(arr, affine)
+    img.header["descrip"] = descrip.encode()[:79]
+    img.set_qform(affine, code=1)
+    img.set_sform(affine, code=1)
+    return img
+
+
+def _ct_image(hu: np.ndarray, affine: np.ndarray) -> tuple[nib.Nifti1Image, np.ndarray]:
+    """uint8 NIfTI of ``hu`` clipped to [HU_MIN, HU_MAX] with slope/intercept giving HU; also the stored HU."""
+    slope = (HU_MAX - HU_MIN) / 255.0
+    q = np.round((np.clip(hu, HU_MIN, HU_MAX) - HU_MIN) / slope).astype(np.uint8)
+    img = _nifti(q, affine, "CT HU = -1000 + 1200/255 q")
+    img.header.set_slope_inter(slope, HU_MIN)
+    return img, HU_MIN + slope * q.astype(np.float32)
+
+
+def _write_csv(path: Path, points: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["i,j,k"] + [",".join(f"{v:.4f}" for v in p) for p in points]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    s = float(a.sum() + b.sum())
+    return 2.0 * float((a & b).sum()) / s if s > 0 else 1.0
+
+
+def _subject_grid(hu: np.ndarray, affine: np.ndarray, p: dict) -> tuple[np.ndarray, dict]:
+    centre, extent = lung_centre(hu, affine)
+    grid = grid_affine(centre, p["shape"], p["spacing"])
+    return grid, {"lung_centre_mm": np.round(centre, 2).tolist(), "lung_extent_mm": np.round(extent, 1).tolist()}
+
+
+def _keypoints(hu: np.ndarray, affine: np.ndarray, grid: np.ndarray, p: dict) -> np.ndarray:
+    """Vessel keypoints of the real CT (detected on a fine grid covering the demo grid), in demo-grid voxels."""
+    sp = float(p["keypoint_spacing"])
+    shape = np.asarray(p["shape"])
+    fine_shape = np.ceil((shape - 1) * p["spacing"] / sp).astype(int) + 1
+    fine = np.diag([sp, sp, sp, 1.0])
+    fine[:3, 3] = grid[:3, 3]
+    hu_f = np.clip(resample(hu, affine, fine, fine_shape), HU_MIN, HU_MAX)
+    pts, _ = vessel_keypoints(
+        hu_f, lung_mask(hu_f), sp, max_points=p["max_keypoints"], min_distance_mm=p["keypoint_min_distance_mm"]
+    )
+    world = (fine[:3, :3] @ pts.T).T + fine[:3, 3]
+    vox = (np.linalg.inv(grid)[:3, :3] @ world.T).T + np.linalg.inv(grid)[:3, 3]
+    inside = np.all((vox >= 0) & (vox <= shape - 1), axis=1)
+    return vox[inside]
+
+
+def _make_pair(hu, affine, grid, p: dict, seed: int, augment: bool) -> dict:
+    shape = tuple(p["shape"])
+    anatomy = None
+    if augment:
+        anatomy = smooth_random_field(shape, p["anatomy_max_mm"] / p["spacing"], p["anatomy_smoothness"], seed + 7)
+    insp = np.clip(resample(hu, affine, grid, shape, ddf=anatomy), HU_MIN, HU_MAX)
+    lungs, body = lung_mask(insp), body_mask(insp)
+    rng = np.random.default_rng(seed)
+    params = sample_breathing_params(rng)
+    motion, _ = breathing_motion(lungs, body, p["spacing"], params, seed=seed)
+    exp = expiration_image(hu, affine, grid, shape, motion, lungs, anatomy=anatomy, iterations=p["inverse_iterations"])
+    return {
+        "fixed": insp,
+        "moving": np.clip(exp["image"], HU_MIN, HU_MAX),
+        "fixed_label": lungs,
+        "moving_label": exp["lungs"],
+        "motion": motion,
+        "info": {
+            "seed": seed,
+            "breathing": params.as_dict(),
+            "max_motion_mm": round(float(np.linalg.norm(motion, axis=0).max() * p["spacing"]), 2),
+            "mean_motion_in_lungs_mm": round(float(np.linalg.norm(motion, axis=0)[lungs].mean() * p["spacing"]), 2),
+            "lung_volume_ratio_exp_insp": round(float(exp["jacobian"][lungs].mean()), 4),
+            "min_jacobian": round(float(exp["jacobian"].min()), 4),
+            "inverse_residual_voxels": round(exp["inverse_residual"], 5),
+        },
+    }
+
+
+def generate(totalsegmentator: str, pyradiomics: str, output: str | Path, params: dict | None = None, verbose=True):
+    """Write the demo data set to ``output``; returns the manifest (also written as ``output/manifest.json``)."""
+    p = {**DEFAULTS, **(params or {})}
+    out = Path(output)
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = locate_chest_cts(totalsegmentator, pyradiomics, tmp)
+        cts = {name: load_ct(path) for name, path in paths.items()}
+        source_sha = {name: hashlib.sha256(Path(path).read_bytes()).hexdigest() for name, path in paths.items()}
+    manifest: dict = {"parameters": p, "sources": source_sha, "subjects": {}, "pairs": {}, "files": {}}
+    grids = {}
+    for name, (hu, aff) in cts.items():
+        grids[name], manifest["subjects"][name] = _subject_grid(hu, aff, p)
+    splits = {
+        "train": [(s, p["n_train_per_subject"], True) for s in p["train_subjects"]],
+        "val": [(s, p["n_val_per_subject"], False) for s in p["train_subjects"]],
+        "test": [(s, p["n_test_per_subject"], False) for s in p["test_subjects"]],
+    }
+    offsets = {"train": 0, "val": 1000, "test": 2000}
+    for split, items in splits.items():
+        idx, pairs, baseline = 0, [], []
+        for s_i, (subject, n, augment) in enumerate(items):
+            hu, aff = cts[subject]
+            grid = grids[subject]
+            kp = None if split == "train" else _keypoints(hu, aff, grid, p)
+            for k in range(n):
+                seed = p["seed"] + offsets[split] + 100 * s_i + k
+                pair = _make_pair(hu, aff, grid, p, seed, augment)
+                name = f"pair_{idx:03d}"
+                fimg, _ = _ct_image(pair["fixed"], grid)
+                mimg, _ = _ct_image(pair["moving"], grid)
+                _save(fimg, out / split / "fixed_images" / f"{name}.nii.gz")
+                _save(mimg, out / split / "moving_images" / f"{name}.nii.gz")
+                for key in ("fixed_label", "moving_label"):
+                    lab = _nifti(pair[key].astype(np.uint8), grid, "lung mask (HU < -400, largest components)")
+                    _save(lab, out / split / f"{key}s" / f"{name}.nii.gz")
+                manifest["pairs"][f"{split}/{name}"] = {"subject": subject, **pair["info"]}
+                if kp is not None:
+                    q = np.round(pair["motion"] / p["ddf_scale"])
+                    ddf_img = _nifti(
+                        np.moveaxis(q, 0, -1).astype(np.int16), grid, "voxel DDF pull moving=exp ch k=axis k"
+                    )
+                    ddf_img.header.set_slope_inter(p["ddf_scale"], 0.0)
+                    _save(ddf_img, out / split / "true_ddf" / f"{name}.nii.gz")
+                    stored = q * p["ddf_scale"]
+                    moving_kp = kp + sample_field(stored, kp)
+                    _write_csv(out / split / "landmarks" / f"{name}_fixed.csv", kp)
+                    _write_csv(out / split / "landmarks" / f"{name}_moving.csv", moving_kp)
+                    pairs.append(
+                        {
+                            "moving": f"moving_images/{name}.nii.gz",
+                            "fixed": f"fixed_images/{name}.nii.gz",
+                            "moving_label": f"moving_labels/{name}.nii.gz",
+                            "fixed_label": f"fixed_labels/{name}.nii.gz",
+                            "ddf": f"true_ddf/{name}.nii.gz",
+                            "moving_landmarks": f"landmarks/{name}_moving.csv",
+                            "fixed_landmarks": f"landmarks/{name}_fixed.csv",
+                            "subject": subject,
+                        }
+                    )
+                    tre0 = np.linalg.norm((moving_kp - kp) * p["spacing"], axis=1)
+                    warped = warp_image(
+                        torch.from_numpy(pair["moving_label"].astype(np.float64))[None, None],
+                        torch.from_numpy(stored)[None],
+                    )[0, 0].numpy()
+                    baseline.append(
+                        {
+                            "pair": name,
+                            "subject": subject,
+                            "n_landmarks": int(len(kp)),
+                            "dice_before": round(_dice(pair["moving_label"], pair["fixed_label"]), 4),
+                            "dice_true_ddf": round(_dice(warped > 0.5, pair["fixed_label"]), 4),
+                            "tre_before_mm": round(float(tre0.mean()), 3),
+                            "tre_before_max_mm": round(float(tre0.max()), 3),
+                        }
+                    )
+                    if split == "test" and idx == 0:
+                        ex = out / "example"
+                        _save(fimg, ex / "fixed.nii.gz")
+                        _save(mimg, ex / "moving.nii.gz")
+                        for key in ("fixed_label", "moving_label"):
+                            lab = _nifti(pair[key].astype(np.uint8), grid, "lung mask")
+                            _save(lab, ex / f"{key}.nii.gz")
+                        _write_csv(ex / "fixed_landmarks.csv", kp)
+                        _write_csv(ex / "moving_landmarks.csv", moving_kp)
+                if verbose:
+                    print(f"{split}/{name} ({subject}): {pair['info']}", flush=True)
+                idx += 1
+        if pairs:
+            (out / split / "pairs.json").write_text(json.dumps(pairs, indent=2) + "\n")
+            keys = ("dice_before", "dice_true_ddf", "tre_before_mm")
+            summary = {}
+            for k in keys:
+                vals = [b[k] for b in baseline]
+                summary[k] = [round(float(np.mean(vals)), 4), round(float(np.std(vals)), 4)]
+            (out / split / "baseline.json").write_text(
+                json.dumps({"pairs": baseline, "mean_std": summary}, indent=2) + "\n"
+            )
+    manifest["versions"] = {m: _version(m) for m in ("numpy", "scipy", "torch", "nibabel", "itk")}
+    files = sorted(f for f in out.rglob("*") if f.is_file() and f.name != "manifest.json")
+    manifest["files"] = {f.relative_to(out).as_posix(): sha256_file(f) for f in files}
+    manifest["total_bytes"] = int(sum(f.stat().st_size for f in files))
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def _version(module: str) -> str:
+    try:
+        return __import__(module).__version__
+    except Exception:  # pragma: no cover
+        return "unknown"
+
+
+def check(totalsegmentator: str, pyradiomics: str, output: str | Path, verbose: bool = True) -> bool:
+    """Regenerate into a temporary folder with the parameters in ``output/manifest.json``; compare the sha256s."""
+    manifest_path = Path(output) / "manifest.json"
+    if not manifest_path.is_file():
+        raise ValueError(f"--check: no manifest at {manifest_path}; generate the data first.")
+    manifest = json.loads(manifest_path.read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = generate(totalsegmentator, pyradiomics, tmp, manifest["parameters"], verbose=False)
+    return compare_file_hashes(manifest["files"], fresh["files"], output, verbose)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry point (see the module docstring)."""
+    default_out = Path(__file__).resolve().parents[1] / "data"
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--totalsegmentator", required=True, help="TotalSegmentator sdist (.tar.gz), its folder or the CT")
+    ap.add_argument("--pyradiomics", required=True, help="pyradiomics source folder or its data/ folder")
+    ap.add_argument("--output", default=str(default_out), help=f"output folder (default {default_out})")
+    ap.add_argument("--check", action="store_true", help="regenerate in a temp folder and compare with the manifest")
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args(argv)
+    if args.check:
+        return 0 if check(args.totalsegmentator, args.pyradiomics, args.output, verbose=not args.quiet) else 1
+    generate(args.totalsegmentator, args.pyradiomics, args.output, verbose=not args.quiet)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,236 @@
+"""Deterministic demo data for the ``unpaired_ct_lung`` bundle: real inter-subject chest CT pairs.
+
+What is real: three chest CTs of three different patients shipped inside registry packages (TotalSegmentator 2.18.0
+source tarball: ``tests/reference_files/aorta_report/example_ct.nii.gz``, a contrast chest CT; pyradiomics 3.1.0
+source: ``data/lung1_image.nrrd`` and ``data/lung2_image.nrrd``); the test pairs register them to each other. What is
+synthetic: the extra training and validation images, which are the two training patients' CTs under random smooth
+deformations (``monai_reg_ext.data.chest_ct.smooth_random_field``, built on ``random_smooth_ddf``), so they are not
+new patients. Lung masks come from thresholding (HU < -400, largest components). See
+``bundles/unpaired_ct_lung/docs/data.md``.
+
+Usage (from the repository root)::
+
+    pip download --no-deps --no-binary :all: TotalSegmentator==2.18.0 -d downloads/ts_sdist
+    pip download --no-clean --no-deps --no-binary :all: pyradiomics==3.1.0 -d downloads/pyr  # fails to build, but
+    #   leaves the source in $TMPDIR/pip-download-*/pyradiomics_*/ : copy its data/ folder to downloads/pyradiomics_data
+    python bundles/unpaired_ct_lung/scripts/make_demo_data.py \\
+        --totalsegmentator downloads/ts_sdist/totalsegmentator-2.18.0.tar.gz \\
+        --pyradiomics downloads/pyradiomics_data --output bundles/unpaired_ct_lung/data
+    python bundles/unpaired_ct_lung/scripts/make_demo_data.py ... --check   # regenerate in a temp dir, compare sha256
+
+Output layout (DeepReg "unpaired" layout)::
+
+    data/{train,val,test}/images/subject_XXX.nii.gz   uint8 (64, 56, 64) on one common grid, HU = -1000 + 1200 / 255 q
+    data/{train,val,test}/labels/subject_XXX.nii.gz   uint8 lung mask
+    data/test/pairs.json                              the real inter-subject test pairs (each involves the held-out CT)
+    data/test/baseline.json                           "no registration" Dice of the test pairs
+    data/example/{moving,fixed,moving_label,fixed_label}.nii.gz   = test pair 0
+    data/manifest.json                                sha256 of every file + generator parameters
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+
+from monai_reg_ext.data.chest_ct import (
+    grid_affine,
+    load_ct,
+    locate_chest_cts,
+    lung_centre,
+    lung_mask,
+    resample,
+    smooth_random_field,
+)
+from monai_reg_ext.data.manifest import compare_file_hashes, sha256_file
+
+__all__ = ["DEFAULTS", "HU_MIN", "HU_MAX", "generate", "check", "main"]
+
+HU_MIN, HU_MAX = -1000.0, 200.0
+"""Stored intensity window (HU); values outside are clipped."""
+
+#: Generator parameters (recorded in manifest.json; ``--check`` regenerates with the recorded ones).
+DEFAULTS = {
+    "shape": [64, 56, 64],  # voxels (R-L, A-P, S-I), divisible by 8
+    "spacing": 4.5,  # mm, isotropic
+    "train_subjects": ["ts_chest", "pyrad_lung1"],
+    "test_subjects": ["pyrad_lung2"],  # held out of training and validation
+    "n_train_copies": 7,  # deformed copies per training subject (plus the undeformed CT)
+    "n_val_copies": 2,  # deformed copies per training subject for validation (other seeds)
+    "seed": 7000,
+    "max_displacement_mm": 13.5,  # maximum norm of each random smooth deformation (3 voxels)
+    "smoothness": 8.0,  # voxels: Gaussian sigma of the random velocity field
+}
+
+
+def _save(img: nib.Nifti1Image, path: Path) -> None:
+    """Write ``img`` as ``.nii.gz`` (gzip level 9, no time stamp: same bytes each run)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(img.to_bytes(), compresslevel=9, mtime=0))
+
+
+def _nifti(arr: np.ndarray, affine: np.ndarray, descrip: str) -> nib.Nifti1Image:
+    img = nib.Nifti1Image(arr, affine)
+    img.header["descrip"] = descrip.encode()[:79]
+    img.set_qform(affine, code=1)
+    img.set_sform(affine, code=1)
+    return img
+
+
+def _ct_image(hu: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
+    """uint8 NIfTI of ``hu`` clipped to [HU_MIN, HU_MAX] with slope/intercept giving HU."""
+    slope = (HU_MAX - HU_MIN) / 255.0
+    q = np.round((np.clip(hu, HU_MIN, HU_MAX) - HU_MIN) / slope).astype(np.uint8)
+    img = _nifti(q, affine, "CT HU = -1000 + 1200/255 q")
+    img.header.set_slope_inter(slope, HU_MIN)
+    return img
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    s = float(a.sum() + b.sum())
+    return 2.0 * float((a & b).sum()) / s if s > 0 else 1.0
+
+
+def _subject(hu, affine, centre, common, p: dict, seed: int | None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The CT on the common grid (lung centre at the grid centre), optionally under a random smooth deformation."""
+    shape = tuple(p["shape"])
+    grid = grid_affine(centre, shape, p["spacing"])
+    ddf, info = None, {}
+    if seed is not None:
+        ddf = smooth_random_field(shape, p["max_displacement_mm"] / p["spacing"], p["smoothness"], seed)
+        info = {
+            "seed": seed,
+            "mean_displacement_mm": round(float(np.linalg.norm(ddf, axis=0).mean() * p["spacing"]), 2),
+        }
+    img = np.clip(resample(hu, affine, grid, shape, ddf=ddf), HU_MIN, HU_MAX)
+    return img, lung_mask(img), info
+
+
+def generate(totalsegmentator: str, pyradiomics: str, output: str | Path, params: dict | None = None, verbose=True):
+    """Write the demo data set to ``output``; returns the manifest (also written as ``output/manifest.json``)."""
+    p = {**DEFAULTS, **(params or {})}
+    out = Path(output)
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = locate_chest_cts(totalsegmentator, pyradiomics, tmp)
+        cts = {name: load_ct(path) for name, path in paths.items()}
+        source_sha = {name: hashlib.sha256(Path(path).read_bytes()).hexdigest() for name, path in paths.items()}
+    common = grid_affine([0.0, 0.0, 0.0], p["shape"], p["spacing"])
+    centres = {name: lung_centre(hu, aff)[0] for name, (hu, aff) in cts.items()}
+    manifest: dict = {
+        "parameters": p,
+        "sources": source_sha,
+        "common_affine": common.tolist(),
+        "lung_centres_mm": {k: np.round(v, 2).tolist() for k, v in centres.items()},
+        "images": {},
+        "files": {},
+    }
+
+    def write(split: str, idx: int, subject: str, seed: int | None) -> tuple[np.ndarray, np.ndarray]:
+        hu, aff = cts[subject]
+        img, lungs, info = _subject(hu, aff, centres[subject], common, p, seed)
+        name = f"subject_{idx:03d}.nii.gz"
+        _save(_ct_image(img, common), out / split / "images" / name)
+        _save(_nifti(lungs.astype(np.uint8), common, "lung mask (HU < -400)"), out / split / "labels" / name)
+        manifest["images"][f"{split}/{name}"] = {"patient": subject, "deformed": seed is not None, **info}
+        if verbose:
+            print(f"{split}/{name}: {subject} {info}", flush=True)
+        return img, lungs
+
+    idx = 0
+    for c in range(p["n_train_copies"] + 1):  # interleave patients: consecutive images are different patients
+        for s_i, subject in enumerate(p["train_subjects"]):
+            write("train", idx, subject, None if c == 0 else p["seed"] + 100 * s_i + c)
+            idx += 1
+    idx = 0
+    for c in range(p["n_val_copies"]):
+        for s_i, subject in enumerate(p["train_subjects"]):
+            write("val", idx, subject, p["seed"] + 1000 + 100 * s_i + c)
+            idx += 1
+    test_subjects = list(p["test_subjects"]) + list(p["train_subjects"])
+    real = {s: write("test", i, s, None) for i, s in enumerate(test_subjects)}
+    pairs, baseline = [], []
+    for held in p["test_subjects"]:
+        for other in p["train_subjects"]:
+            for mov, fix in ((held, other), (other, held)):
+                i, j = test_subjects.index(mov), test_subjects.index(fix)
+                pairs.append(
+                    {
+                        "moving": f"images/subject_{i:03d}.nii.gz",
+                        "fixed": f"images/subject_{j:03d}.nii.gz",
+                        "moving_label": f"labels/subject_{i:03d}.nii.gz",
+                        "fixed_label": f"labels/subject_{j:03d}.nii.gz",
+                        "subject": f"{mov}->{fix}",
+                    }
+                )
+                baseline.append({"pair": f"{mov}->{fix}", "dice_before": round(_dice(real[mov][1], real[fix][1]), 4)})
+    (out / "test" / "pairs.json").write_text(json.dumps(pairs, indent=2) + "\n")
+    d = [b["dice_before"] for b in baseline]
+    (out / "test" / "baseline.json").write_text(
+        json.dumps(
+            {"pairs": baseline, "dice_before_mean_std": [round(float(np.mean(d)), 4), round(float(np.std(d)), 4)]},
+            indent=2,
+        )
+        + "\n"  # fmt: skip
+    )
+    first = pairs[0]
+    for key in ("moving", "fixed", "moving_label", "fixed_label"):
+        target = out / "example" / f"{key}.nii.gz"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((out / "test" / first[key]).read_bytes())
+    manifest["versions"] = {m: _version(m) for m in ("numpy", "scipy", "torch", "nibabel", "itk")}
+    files = sorted(f for f in out.rglob("*") if f.is_file() and f.name != "manifest.json")
+    manifest["files"] = {f.relative_to(out).as_posix(): sha256_file(f) for f in files}
+    manifest["total_bytes"] = int(sum(f.stat().st_size for f in files))
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def _version(module: str) -> str:
+    try:
+        return __import__(module).__version__
+    except Exception:  # pragma: no cover
+        return "unknown"
+
+
+def check(totalsegmentator: str, pyradiomics: str, output: str | Path, verbose: bool = True) -> bool:
+    """Regenerate into a temporary folder with the parameters in ``output/manifest.json``; compare the sha256s."""
+    manifest_path = Path(output) / "manifest.json"
+    if not manifest_path.is_file():
+        raise ValueError(f"--check: no manifest at {manifest_path}; generate the data first.")
+    manifest = json.loads(manifest_path.read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = generate(totalsegmentator, pyradiomics, tmp, manifest["parameters"], verbose=False)
+    return compare_file_hashes(manifest["files"], fresh["files"], output, verbose)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry point (see the module docstring)."""
+    default_out = Path(__file__).resolve().parents[1] / "data"
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--totalsegmentator", required=True, help="TotalSegmentator sdist (.tar.gz), its folder or the CT")
+    ap.add_argument("--pyradiomics", required=True, help="pyradiomics source folder or its data/ folder")
+    ap.add_argument("--output", default=str(default_out), help=f"output folder (default {default_out})")
+    ap.add_argument("--check", action="store_true", help="regenerate in a temp folder and compare with the manifest")
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args(argv)
+    if args.check:
+        return 0 if check(args.totalsegmentator, args.pyradiomics, args.output, verbose=not args.quiet) else 1
+    generate(args.totalsegmentator, args.pyradiomics, args.output, verbose=not args.quiet)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

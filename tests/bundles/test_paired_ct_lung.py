@@ -1,0 +1,221 @@
+"""The paired_ct_lung bundle: metadata, network I/O, shipped data, train / evaluate / inference through the configs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from monai.bundle import run, verify_metadata, verify_net_in_out
+
+from monai_reg_ext.io import read_landmarks
+from monai_reg_ext.metrics import landmark_tre
+
+ROOT = Path(__file__).resolve().parents[2]
+BUNDLE = ROOT / "bundles" / "paired_ct_lung"
+CONFIGS = BUNDLE / "configs"
+SCHEMA = ROOT.parent / "shared" / "reference" / "monai_meta_schema_20240725.json"
+SUBDIRS = ("moving_images", "fixed_images", "moving_labels", "fixed_labels")
+
+
+def _load_script(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, BUNDLE / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """Two training and two validation pairs of the shipped data, plus a pairs file of one test pair."""
+    root = tmp_path_factory.mktemp("lung")
+    for split in ("train", "val"):
+        for sub in SUBDIRS:
+            (root / split / sub).mkdir(parents=True)
+            for i in range(2):
+                name = f"pair_{i:03d}.nii.gz"
+                shutil.copy(BUNDLE / "data" / split / sub / name, root / split / sub / name)
+    example = BUNDLE / "data" / "example"
+    keys = ("moving", "fixed", "moving_label", "fixed_label")
+    (root / "pairs.json").write_text(json.dumps([{k: str(example / f"{k}.nii.gz") for k in keys}]))
+    return root
+
+
+def test_metadata_is_valid():
+    if not SCHEMA.is_file():
+        pytest.skip(f"MONAI's metadata schema is not at {SCHEMA} (it cannot be downloaded here)")
+    verify_metadata(meta_file=str(CONFIGS / "metadata.json"), filepath=str(SCHEMA))
+
+
+def test_network_in_out():
+    verify_net_in_out(
+        net_id="backbone_def", meta_file=str(CONFIGS / "metadata.json"), config_file=str(CONFIGS / "inference.json")
+    )
+
+
+@pytest.mark.parametrize("weights", ["model.pt", "model_unsup.pt"])
+def test_shipped_weights_load_safely(weights):
+    state = torch.load(BUNDLE / "models" / weights, weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+    from monai_reg_ext.bundle import load_bundle
+
+    model = load_bundle(BUNDLE, weights=BUNDLE / "models" / weights)
+    assert model.spatial_size == (32, 28, 32)
+
+
+def test_shipped_data_layout_and_manifest():
+    manifest = json.loads((BUNDLE / "data" / "manifest.json").read_text())
+    assert manifest["parameters"]["test_subjects"] == ["pyrad_lung2"]
+    assert "pyrad_lung2" not in manifest["parameters"]["train_subjects"]  # the reported subject is held out
+    for rel in manifest["files"]:
+        assert (BUNDLE / "data" / rel).is_file(), rel
+    img = nib.load(str(BUNDLE / "data" / "example" / "fixed.nii.gz"))
+    hu = img.get_fdata()
+    assert img.shape == (64, 56, 64) and hu.min() >= -1000.5 and hu.max() <= 200.5
+    lungs = nib.load(str(BUNDLE / "data" / "example" / "fixed_label.nii.gz")).get_fdata() > 0.5
+    assert hu[lungs].mean() < -600  # the lung mask holds air-like lung tissue
+
+
+def test_landmarks_inside_lungs_and_tre_of_identity_and_true_ddf():
+    test = BUNDLE / "data" / "test"
+    item = json.loads((test / "pairs.json").read_text())[0]
+    fixed = nib.load(str(test / item["fixed"]))
+    lungs = nib.load(str(test / item["fixed_label"])).get_fdata() > 0.5
+    f = read_landmarks(test / item["fixed_landmarks"])
+    m = read_landmarks(test / item["moving_landmarks"])
+    assert len(f) >= 20 and f.shape == m.shape
+    assert lungs[tuple(np.round(f).astype(int).T)].all()  # every keypoint is in the (real) lungs
+    zero = torch.zeros(1, 3, *fixed.shape, dtype=torch.float64)
+    tre0 = landmark_tre(m, f, zero, fixed_affine=fixed.affine).numpy()
+    np.testing.assert_allclose(tre0, np.linalg.norm((m - f) * 4.5, axis=1), rtol=1e-6)
+    ddf = torch.as_tensor(np.moveaxis(nib.load(str(test / item["ddf"])).get_fdata(), -1, 0))[None]
+    tre = landmark_tre(m, f, ddf, fixed_affine=fixed.affine).numpy()
+    assert tre.max() < 0.05 and tre0.mean() > 2.0  # the stored true DDF maps the landmarks; the identity does not
+
+
+def test_train_evaluate_inference_smoke(tiny_data, tmp_path):
+    common = {"bundle_root": str(BUNDLE), "dataset_dir": str(tiny_data), "output_dir": str(tmp_path / "runs")}
+    run(
+        "training",
+        config_file=[str(CONFIGS / "train.json"), str(CONFIGS / "train_unsup.json")],
+        meta_file=str(CONFIGS / "metadata.json"),
+        logging_file=str(CONFIGS / "logging.conf"),
+        spatial_size=[16, 16, 16],
+        max_epochs=1,
+        val_interval=1,
+        num_workers=0,
+        batch_size=1,
+        **common,
+    )
+    run(
+        "training",
+        config_file=str(CONFIGS / "train.json"),
+        meta_file=str(CONFIGS / "metadata.json"),
+        spatial_size=[16, 16, 16],
+        max_epochs=1,
+        val_interval=1,
+        num_workers=0,
+        batch_size=1,
+        **common,
+    )
+    model_path = tmp_path / "runs" / "model.pt"
+    assert model_path.is_file() and torch.load(model_path, weights_only=True)
+    run(
+        "evaluating",
+        config_file=[str(CONFIGS / "train.json"), str(CONFIGS / "evaluate.json")],
+        meta_file=str(CONFIGS / "metadata.json"),
+        spatial_size=[16, 16, 16],
+        eval_split="val",
+        ckpt_path=str(model_path),
+        **common,
+    )
+    assert "val_mean_dice" in (tmp_path / "runs" / "eval" / "metrics.csv").read_text()
+    out = tmp_path / "inference"
+    run(
+        "inference",
+        config_file=str(CONFIGS / "inference.json"),
+        bundle_root=str(BUNDLE),
+        pairs_file=str(tiny_data / "pairs.json"),
+        output_dir=str(out),
+        device="$torch.device('cpu')",
+    )
+    assert (out / "pair_000" / "ddf.nii.gz").is_file()
+    assert "dice_label0_after" in (out / "summary.csv").read_text()
+
+
+def test_prepare_learn2reg_on_a_fake_layout(tmp_path):
+    prep = _load_script("prepare_learn2reg_lung")
+    src = tmp_path / "training"
+    for sub in ("scans", "lungMasks"):
+        (src / sub).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for c in (1, 2, 3, 4, 20):
+        for phase in ("insp", "exp"):
+            img = rng.normal(-700, 100, size=(12, 10, 8)).astype(np.float32)
+            nib.save(nib.Nifti1Image(img, np.eye(4)), str(src / "scans" / f"case_{c:03d}_{phase}.nii.gz"))
+            mask = (img < -700).astype(np.uint8)
+            nib.save(nib.Nifti1Image(mask, np.eye(4)), str(src / "lungMasks" / f"case_{c:03d}_{phase}.nii.gz"))
+    counts = prep.prepare(str(src), str(tmp_path / "out"), clip=(-1000, 200))
+    assert counts == {"train": 1, "val": 1, "test": 2}  # case_020 excluded
+    fixed = nib.load(str(tmp_path / "out" / "test" / "fixed_images" / "case_004.nii.gz")).get_fdata()
+    insp = nib.load(str(src / "scans" / "case_004_insp.nii.gz")).get_fdata()
+    np.testing.assert_allclose(fixed, np.clip(insp, -1000, 200), atol=1e-3)  # inspiration = fixed
+    from monai_reg_ext.data import PairedDataset
+
+    ds = PairedDataset(str(tmp_path / "out" / "train"), labeled=True, spatial_size=(8, 8, 8))
+    assert ds[0]["moving_image"].shape == (1, 8, 8, 8)
+    with pytest.raises(FileExistsError, match="not empty"):
+        prep.prepare(str(src), str(tmp_path / "out"))
+    (src / "scans" / "case_001_exp.nii.gz").unlink()
+    with pytest.raises(FileNotFoundError, match="case_001"):
+        prep.prepare(str(src), str(tmp_path / "other"))
+
+
+def _sources() -> tuple[Path, Path] | None:
+    for base in (ROOT / "downloads", ROOT.parent / "downloads"):
+        ts, pr = base / "ts" / "totalsegmentator-2.18.0", base / "pyradiomics_data"
+        if ts.is_dir() and pr.is_dir():
+            return ts, pr
+    return None
+
+
+@pytest.mark.slow
+def test_demo_data_is_reproducible():
+    src = _sources()
+    if src is None:
+        pytest.skip("the TotalSegmentator / pyradiomics source files are not under downloads/ (see docs/data.md)")
+    mod = _load_script("make_demo_data")
+    assert mod.check(str(src[0]), str(src[1]), BUNDLE / "data")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_process_training_on_cpu(tiny_data, tmp_path):
+    """torch.distributed data-parallel training (gloo, 2 CPU processes) through multi_gpu_train.json."""
+    configs = f"['{CONFIGS / 'train.json'}','{CONFIGS / 'multi_gpu_train.json'}']"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
+           "-m", "monai.bundle", "run", "training", "--config_file", configs,
+           "--meta_file", str(CONFIGS / "metadata.json"), "--bundle_root", str(BUNDLE),
+           "--dataset_dir", str(tiny_data), "--output_dir", str(tmp_path / "runs"),
+           "--spatial_size", "[16,16,16]", "--max_epochs", "2", "--val_interval", "1", "--num_workers", "0",
+           "--batch_size", "1"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert (tmp_path / "runs" / "model.pt").is_file()
