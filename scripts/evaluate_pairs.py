@@ -1,4 +1,7 @@
-"""Results of the bundle's networks and of classical peers on the held-out pairs: Dice, TRE, folding, seconds per pair.
+"""Results of a bundle's networks and of classical peers on its held-out pairs: Dice, TRE, folding, seconds per pair.
+
+Used by the lung bundles (``paired_ct_lung``, ``unpaired_ct_lung``); any bundle whose ``data/<split>/pairs.json``
+lists moving/fixed images and masks on one grid (optionally landmarks and a true DDF) can use it.
 
 For every pair of ``data/<split>/pairs.json`` and every method, the DDF on the fixed grid (monai-reg convention:
 voxels of the fixed grid, pull, ``docs/conventions.md``) is obtained and scored with one code path:
@@ -15,13 +18,16 @@ voxels of the fixed grid, pull, ``docs/conventions.md``) is obtained and scored 
 Methods: ``none`` (identity), ``network:<name>=<weights>`` (the bundle's network with a weights file relative to the
 bundle; with ``--instance-optimisation N`` also the first network refined by N iterations on each pair),
 ``ants_syn`` (antspyx ``SyN`` defaults), ``elastix_bspline`` (itk-elastix default B-spline map). The peers come
-from ``scripts/compare_registration.py`` of the repository (run this script from a repository checkout).
+from ``scripts/compare_registration.py`` next to this script.
 
 Usage (from the repository root)::
 
-    OMP_NUM_THREADS=1 python bundles/unpaired_ct_lung/scripts/evaluate.py --bundle bundles/unpaired_ct_lung \\
-        --splits test --networks combined=models/model.pt \\
+    OMP_NUM_THREADS=1 python scripts/evaluate_pairs.py --bundle bundles/paired_ct_lung \\
+        --splits test val --networks combined=models/model.pt unsupervised=models/model_unsup.pt \\
         --instance-optimisation 50 --methods none ants_syn --update-metadata   # writes <bundle>/docs/results
+    OMP_NUM_THREADS=1 python scripts/evaluate_pairs.py --bundle bundles/unpaired_ct_lung \\
+        --splits test --networks combined=models/model.pt --instance-optimisation 50 --methods none ants_syn \\
+        --update-metadata
 
 Writes ``results.json`` (per pair and mean ± std per split and method), ``results.md`` (tables) and
 ``figure_<split>_pair_000_{before,after}.png`` (``monai_reg_ext.visualise.save_registration_figure`` on a coronal
@@ -56,7 +62,7 @@ METRICS = ("dice", "tre_mm", "error_mm", "folding_pct", "sdlogj", "seconds")
 
 def _compare_module():
     """``scripts/compare_registration.py`` of the repository (ANTs / elastix runners and their DDF extraction)."""
-    path = Path(__file__).resolve().parents[3] / "scripts" / "compare_registration.py"
+    path = Path(__file__).resolve().parent / "compare_registration.py"
     if not path.is_file():
         raise FileNotFoundError(f"the peer methods need the repository's scripts/compare_registration.py ({path}).")
     spec = importlib.util.spec_from_file_location("compare_registration", path)
@@ -289,7 +295,7 @@ def _update_metadata(bundle: Path, results: dict, split: str, network: str) -> N
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point (see the module docstring)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--bundle", default=str(Path(__file__).resolve().parents[1]))
+    ap.add_argument("--bundle", required=True, help="bundle folder (data/<split>/pairs.json, configs/, models/)")
     ap.add_argument("--splits", nargs="+", default=["test"])
     ap.add_argument(
         "--networks", nargs="+", default=["combined=models/model.pt"], help="name=weights (bundle-relative)"
