@@ -18,6 +18,7 @@ from monai.bundle import ConfigParser, run, verify_metadata, verify_net_in_out
 
 from monai_reg_ext.data import UnpairedDataset
 from monai_reg_ext.data.manifest import sha256_file
+from tests.helpers import run_two_process_training
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "bundles" / "unpaired_ct_abdomen"
@@ -373,28 +374,18 @@ def test_train_evaluate_inference_smoke(tiny_data, tmp_path):
     assert "dice_label3_after" in summary  # four organ channels
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_two_process_training_on_cpu(tiny_data, tmp_path):
     """torch.distributed data-parallel training (gloo, 2 CPU processes) through multi_gpu_train.json."""
-    import subprocess
-    import sys
-
-    configs = f"['{CONFIGS / 'train.json'}','{CONFIGS / 'unsupervised.json'}','{CONFIGS / 'multi_gpu_train.json'}']"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
-           "-m", "monai.bundle", "run", "training", "--config_file", configs,
-           "--meta_file", str(CONFIGS / "metadata.json"), "--bundle_root", str(BUNDLE),
-           "--dataset_dir", str(tiny_data), "--output_dir", str(tmp_path / "runs"),
-           "--spatial_size", "[32,24,16]", "--max_epochs", "2", "--val_interval", "1",
-           "--num_workers", "0"]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    assert (tmp_path / "runs" / "model.pt").is_file()
+    run_two_process_training(
+        BUNDLE,
+        ["train.json", "unsupervised.json"],
+        tiny_data,
+        tmp_path / "runs",
+        "--spatial_size",
+        "[32,24,16]",
+        "--max_epochs",
+        "2",
+        "--val_interval",
+        "1",
+    )
