@@ -34,7 +34,6 @@ Output layout (DeepReg "paired" layout; DDF convention in ``docs/conventions.md`
 from __future__ import annotations
 
 import argparse
-import gzip
 import hashlib
 import json
 import sys
@@ -61,7 +60,12 @@ from monai_reg_ext.data.chest_ct import (
     smooth_random_field,
     vessel_keypoints,
 )
-from monai_reg_ext.data.manifest import compare_file_hashes, sha256_file
+from monai_reg_ext.data.manifest import (
+    check_regeneration,
+    package_version,
+    save_nifti_gz,
+    sha256_file,
+)
 from monai_reg_ext.spatial import warp_image
 
 __all__ = ["DEFAULTS", "HU_MIN", "HU_MAX", "generate", "check", "main"]
@@ -87,12 +91,6 @@ DEFAULTS = {
     "keypoint_min_distance_mm": 8.0,
     "ddf_scale": 0.05,  # voxels per int16 step of the stored true DDFs (0.225 mm)
 }
-
-
-def _save(img: nib.Nifti1Image, path: Path) -> None:
-    """Write ``img`` as ``.nii.gz`` (gzip level 9, no time stamp: same bytes each run)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(gzip.compress(img.to_bytes(), compresslevel=9, mtime=0))
 
 
 def _nifti(arr: np.ndarray, affine: np.ndarray, descrip: str) -> nib.Nifti1Image:
@@ -206,11 +204,11 @@ def generate(totalsegmentator: str, pyradiomics: str, output: str | Path, params
                 name = f"pair_{idx:03d}"
                 fimg, _ = _ct_image(pair["fixed"], grid)
                 mimg, _ = _ct_image(pair["moving"], grid)
-                _save(fimg, out / split / "fixed_images" / f"{name}.nii.gz")
-                _save(mimg, out / split / "moving_images" / f"{name}.nii.gz")
+                save_nifti_gz(fimg, out / split / "fixed_images" / f"{name}.nii.gz")
+                save_nifti_gz(mimg, out / split / "moving_images" / f"{name}.nii.gz")
                 for key in ("fixed_label", "moving_label"):
                     lab = _nifti(pair[key].astype(np.uint8), grid, "lung mask (HU < -400, largest components)")
-                    _save(lab, out / split / f"{key}s" / f"{name}.nii.gz")
+                    save_nifti_gz(lab, out / split / f"{key}s" / f"{name}.nii.gz")
                 manifest["pairs"][f"{split}/{name}"] = {"subject": subject, **pair["info"]}
                 if kp is not None:
                     q = np.round(pair["motion"] / p["ddf_scale"])
@@ -218,7 +216,7 @@ def generate(totalsegmentator: str, pyradiomics: str, output: str | Path, params
                         np.moveaxis(q, 0, -1).astype(np.int16), grid, "voxel DDF pull moving=exp ch k=axis k"
                     )
                     ddf_img.header.set_slope_inter(p["ddf_scale"], 0.0)
-                    _save(ddf_img, out / split / "true_ddf" / f"{name}.nii.gz")
+                    save_nifti_gz(ddf_img, out / split / "true_ddf" / f"{name}.nii.gz")
                     stored = q * p["ddf_scale"]
                     moving_kp = kp + sample_field(stored, kp)
                     _write_csv(out / split / "landmarks" / f"{name}_fixed.csv", kp)
@@ -253,11 +251,11 @@ def generate(totalsegmentator: str, pyradiomics: str, output: str | Path, params
                     )
                     if split == "test" and idx == 0:
                         ex = out / "example"
-                        _save(fimg, ex / "fixed.nii.gz")
-                        _save(mimg, ex / "moving.nii.gz")
+                        save_nifti_gz(fimg, ex / "fixed.nii.gz")
+                        save_nifti_gz(mimg, ex / "moving.nii.gz")
                         for key in ("fixed_label", "moving_label"):
                             lab = _nifti(pair[key].astype(np.uint8), grid, "lung mask")
-                            _save(lab, ex / f"{key}.nii.gz")
+                            save_nifti_gz(lab, ex / f"{key}.nii.gz")
                         _write_csv(ex / "fixed_landmarks.csv", kp)
                         _write_csv(ex / "moving_landmarks.csv", moving_kp)
                 if verbose:
@@ -273,7 +271,7 @@ def generate(totalsegmentator: str, pyradiomics: str, output: str | Path, params
             (out / split / "baseline.json").write_text(
                 json.dumps({"pairs": baseline, "mean_std": summary}, indent=2) + "\n"
             )
-    manifest["versions"] = {m: _version(m) for m in ("numpy", "scipy", "torch", "nibabel", "itk")}
+    manifest["versions"] = {m: package_version(m) for m in ("numpy", "scipy", "torch", "nibabel", "itk")}
     files = sorted(f for f in out.rglob("*") if f.is_file() and f.name != "manifest.json")
     manifest["files"] = {f.relative_to(out).as_posix(): sha256_file(f) for f in files}
     manifest["total_bytes"] = int(sum(f.stat().st_size for f in files))
@@ -281,22 +279,11 @@ def generate(totalsegmentator: str, pyradiomics: str, output: str | Path, params
     return manifest
 
 
-def _version(module: str) -> str:
-    try:
-        return __import__(module).__version__
-    except Exception:  # pragma: no cover
-        return "unknown"
-
-
 def check(totalsegmentator: str, pyradiomics: str, output: str | Path, verbose: bool = True) -> bool:
     """Regenerate into a temporary folder with the parameters in ``output/manifest.json``; compare the sha256s."""
-    manifest_path = Path(output) / "manifest.json"
-    if not manifest_path.is_file():
-        raise ValueError(f"--check: no manifest at {manifest_path}; generate the data first.")
-    manifest = json.loads(manifest_path.read_text())
-    with tempfile.TemporaryDirectory() as tmp:
-        fresh = generate(totalsegmentator, pyradiomics, tmp, manifest["parameters"], verbose=False)
-    return compare_file_hashes(manifest["files"], fresh["files"], output, verbose)
+    return check_regeneration(
+        output, lambda tmp, params: generate(totalsegmentator, pyradiomics, tmp, params, verbose=False), verbose
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

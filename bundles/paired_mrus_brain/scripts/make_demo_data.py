@@ -35,11 +35,9 @@ Output layout (DeepReg "paired" layout; DDF convention in ``docs/conventions.md`
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -49,7 +47,12 @@ import torch
 from scipy import ndimage
 
 from monai_reg_ext import jacobian_determinant, warp_image
-from monai_reg_ext.data.manifest import compare_file_hashes, sha256_file
+from monai_reg_ext.data.manifest import (
+    check_regeneration,
+    package_version,
+    save_nifti_gz,
+    sha256_file,
+)
 from monai_reg_ext.data.mni_template import antialias, brain_mask, load_mni_template, sample_volumes, target_grid
 from monai_reg_ext.data.synthetic import random_smooth_ddf
 from monai_reg_ext.data.ultrasound import simulate_ultrasound
@@ -337,12 +340,6 @@ def _nifti(data: np.ndarray, affine: np.ndarray, descrip: str) -> nib.Nifti1Imag
     return img
 
 
-def _save(img: nib.Nifti1Image, path: Path) -> None:
-    """Write ``img`` as ``.nii.gz`` (gzip level 9, no time stamp: the same bytes each run)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(gzip.compress(img.to_bytes(), compresslevel=9, mtime=0))
-
-
 def _save_points(points_vox: np.ndarray, affine: np.ndarray, path: Path) -> None:
     world = (affine[:3, :3] @ points_vox.T).T + affine[:3, 3]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -412,11 +409,11 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
             case = _make_case(int(p[f"seed_{split}"]) + k, smoothed, tgt_affine, src_affine, landmarks_world, p)
             name = f"case_{k:03d}"
             folder = out / split
-            _save(
+            save_nifti_gz(
                 _nifti(case["moving"], tgt_affine, "MNI152 2009a T1, random subject warp"),
                 folder / "moving_images" / f"{name}.nii.gz",
             )
-            _save(
+            save_nifti_gz(
                 _nifti(case["fixed"], tgt_affine, "simulated iUS after synthetic brain shift"),
                 folder / "fixed_images" / f"{name}.nii.gz",
             )
@@ -424,21 +421,23 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
                 _save_points(case["moving_landmarks"], tgt_affine, folder / "moving_landmarks" / f"{name}.json")
                 _save_points(case["fixed_landmarks"], tgt_affine, folder / "fixed_landmarks" / f"{name}.json")
             if split == "test":
-                _save(
+                save_nifti_gz(
                     _nifti(case["moving_label"], tgt_affine, "one-hot [GM, WM] (last axis)"),
                     folder / "moving_labels" / f"{name}.nii.gz",
                 )
-                _save(
+                save_nifti_gz(
                     _nifti(case["fixed_label"], tgt_affine, "one-hot [GM, WM] after shift"),
                     folder / "fixed_labels" / f"{name}.nii.gz",
                 )
-                _save(_nifti(case["fov"], tgt_affine, "ultrasound field of view"), folder / "fov" / f"{name}.nii.gz")
+                save_nifti_gz(
+                    _nifti(case["fov"], tgt_affine, "ultrasound field of view"), folder / "fov" / f"{name}.nii.gz"
+                )
                 q = torch.round(case["ddf"] / p["ddf_scale"])
                 ddf_img = _nifti(
                     q[0].permute(1, 2, 3, 0).numpy().astype(np.int16), tgt_affine, "voxel DDF, pull, ch k=axis k"
                 )
                 ddf_img.header.set_slope_inter(p["ddf_scale"], 0.0)
-                _save(ddf_img, folder / "true_ddf" / f"{name}.nii.gz")
+                save_nifti_gz(ddf_img, folder / "true_ddf" / f"{name}.nii.gz")
                 entry = {
                     "moving": f"moving_images/{name}.nii.gz",
                     "fixed": f"fixed_images/{name}.nii.gz",
@@ -519,7 +518,7 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
         "cases": cases_info,
         "versions": {
             "numpy": np.__version__,
-            "scipy": _version("scipy"),
+            "scipy": package_version("scipy"),
             "torch": torch.__version__,
             "nibabel": nib.__version__,
         },
@@ -534,26 +533,13 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
     return manifest
 
 
-def _version(module: str) -> str:
-    try:
-        return __import__(module).__version__
-    except Exception:  # pragma: no cover
-        return "unknown"
-
-
 def check(source: str | None, output: str | Path, verbose: bool = True) -> bool:
     """Regenerate into a temporary folder with the parameters in ``output/manifest.json``; compare the sha256s.
 
     Returns:
         True when every file listed in the manifest is reproduced byte for byte (and no file is missing or extra).
     """
-    manifest_path = Path(output) / "manifest.json"
-    if not manifest_path.is_file():
-        raise ValueError(f"--check: no manifest at {manifest_path}; generate the data first.")
-    manifest = json.loads(manifest_path.read_text())
-    with tempfile.TemporaryDirectory() as tmp:
-        fresh = generate(source, tmp, manifest["parameters"], verbose=False)
-    return compare_file_hashes(manifest["files"], fresh["files"], output, verbose)
+    return check_regeneration(output, lambda tmp, params: generate(source, tmp, params, verbose=False), verbose)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

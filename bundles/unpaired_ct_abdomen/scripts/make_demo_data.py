@@ -55,7 +55,12 @@ from scipy import ndimage
 
 from monai_reg_ext import dvf_to_ddf, jacobian_determinant
 from monai_reg_ext.data import random_smooth_ddf
-from monai_reg_ext.data.manifest import compare_file_hashes, sha256_file
+from monai_reg_ext.data.manifest import (
+    check_regeneration,
+    package_version,
+    save_nifti_gz,
+    sha256_file,
+)
 
 __all__ = [
     "DEFAULTS",
@@ -402,19 +407,6 @@ def _nifti(data: np.ndarray, affine: np.ndarray, descrip: str) -> nib.Nifti1Imag
     return img
 
 
-def _save(img: nib.Nifti1Image, path: Path) -> None:
-    """Write ``img`` as ``.nii.gz`` (gzip level 9, no time stamp or file name: the same bytes each run)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(gzip.compress(img.to_bytes(), compresslevel=9, mtime=0))
-
-
-def _version(module: str) -> str:
-    try:
-        return __import__(module).__version__
-    except Exception:  # pragma: no cover
-        return "unknown"
-
-
 def generate(source: str | Path, output: str | Path, params: dict | None = None, verbose: bool = True) -> dict:
     """Write the demo data set into ``output`` (its generated parts are cleared first); return the manifest dict.
 
@@ -473,8 +465,10 @@ def generate(source: str | Path, output: str | Path, params: dict | None = None,
             subj = _make_subject(seed, src, tgt_affine, p)
             name = f"subject_{k:03d}.nii.gz"
             what = "real CT (TotalSegmentator example_ct)" if seed is None else "synthetic: real CT, random warp"
-            _save(_nifti(subj["image"], tgt_affine, f"{what}; HU window -200..300"), out / split / "images" / name)
-            _save(
+            save_nifti_gz(
+                _nifti(subj["image"], tgt_affine, f"{what}; HU window -200..300"), out / split / "images" / name
+            )
+            save_nifti_gz(
                 _nifti(subj["label"], tgt_affine, "one-hot liver,spleen,stomach,pancreas (model-made)"),
                 out / split / "labels" / name,
             )
@@ -498,11 +492,11 @@ def generate(source: str | Path, output: str | Path, params: dict | None = None,
     moving, fixed, slab_info = _slab_pair(src, p)
     for role, s in (("moving", moving), ("fixed", fixed)):
         who = "CT patient A (example_ct)" if role == "moving" else "CT patient B (example_ct_dicom)"
-        _save(
+        save_nifti_gz(
             _nifti(_to_uint8(s["hu"], p["window"]), s["affine"], f"real {who}; HU -200..300"),
             out / "slab" / f"{role}.nii.gz",
         )
-        _save(
+        save_nifti_gz(
             _nifti(s["label"], s["affine"], "one-hot liver,spleen,stomach,pancreas (model-made)"),
             out / "slab" / f"{role}_label.nii.gz",
         )
@@ -534,7 +528,7 @@ def generate(source: str | Path, output: str | Path, params: dict | None = None,
         "slab": slab_info,
         "versions": {
             "numpy": np.__version__,
-            "scipy": _version("scipy"),
+            "scipy": package_version("scipy"),
             "torch": torch.__version__,
             "nibabel": nib.__version__,
         },
@@ -552,13 +546,7 @@ def check(source: str | Path, output: str | Path, verbose: bool = True) -> bool:
     Returns:
         True when every file listed in the manifest is reproduced byte for byte (and no file is missing or extra).
     """
-    manifest_path = Path(output) / "manifest.json"
-    if not manifest_path.is_file():
-        raise ValueError(f"--check: no manifest at {manifest_path}; generate the data first.")
-    manifest = json.loads(manifest_path.read_text())
-    with tempfile.TemporaryDirectory() as tmp:
-        fresh = generate(source, tmp, manifest["parameters"], verbose=False)
-    return compare_file_hashes(manifest["files"], fresh["files"], output, verbose)
+    return check_regeneration(output, lambda tmp, params: generate(source, tmp, params, verbose=False), verbose)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -31,7 +31,6 @@ Output layout (DeepReg "unpaired" layout)::
 from __future__ import annotations
 
 import argparse
-import gzip
 import hashlib
 import json
 import sys
@@ -52,7 +51,12 @@ from monai_reg_ext.data.chest_ct import (
     resample,
     smooth_random_field,
 )
-from monai_reg_ext.data.manifest import compare_file_hashes, sha256_file
+from monai_reg_ext.data.manifest import (
+    check_regeneration,
+    package_version,
+    save_nifti_gz,
+    sha256_file,
+)
 
 __all__ = ["DEFAULTS", "HU_MIN", "HU_MAX", "generate", "check", "main"]
 
@@ -71,12 +75,6 @@ DEFAULTS = {
     "max_displacement_mm": 13.5,  # maximum norm of each random smooth deformation (3 voxels)
     "smoothness": 8.0,  # voxels: Gaussian sigma of the random velocity field
 }
-
-
-def _save(img: nib.Nifti1Image, path: Path) -> None:
-    """Write ``img`` as ``.nii.gz`` (gzip level 9, no time stamp: same bytes each run)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(gzip.compress(img.to_bytes(), compresslevel=9, mtime=0))
 
 
 def _nifti(arr: np.ndarray, affine: np.ndarray, descrip: str) -> nib.Nifti1Image:
@@ -140,8 +138,8 @@ def generate(totalsegmentator: str, pyradiomics: str, output: str | Path, params
         hu, aff = cts[subject]
         img, lungs, info = _subject(hu, aff, centres[subject], common, p, seed)
         name = f"subject_{idx:03d}.nii.gz"
-        _save(_ct_image(img, common), out / split / "images" / name)
-        _save(_nifti(lungs.astype(np.uint8), common, "lung mask (HU < -400)"), out / split / "labels" / name)
+        save_nifti_gz(_ct_image(img, common), out / split / "images" / name)
+        save_nifti_gz(_nifti(lungs.astype(np.uint8), common, "lung mask (HU < -400)"), out / split / "labels" / name)
         manifest["images"][f"{split}/{name}"] = {"patient": subject, "deformed": seed is not None, **info}
         if verbose:
             print(f"{split}/{name}: {subject} {info}", flush=True)
@@ -188,7 +186,7 @@ def generate(totalsegmentator: str, pyradiomics: str, output: str | Path, params
         target = out / "example" / f"{key}.nii.gz"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes((out / "test" / first[key]).read_bytes())
-    manifest["versions"] = {m: _version(m) for m in ("numpy", "scipy", "torch", "nibabel", "itk")}
+    manifest["versions"] = {m: package_version(m) for m in ("numpy", "scipy", "torch", "nibabel", "itk")}
     files = sorted(f for f in out.rglob("*") if f.is_file() and f.name != "manifest.json")
     manifest["files"] = {f.relative_to(out).as_posix(): sha256_file(f) for f in files}
     manifest["total_bytes"] = int(sum(f.stat().st_size for f in files))
@@ -196,22 +194,11 @@ def generate(totalsegmentator: str, pyradiomics: str, output: str | Path, params
     return manifest
 
 
-def _version(module: str) -> str:
-    try:
-        return __import__(module).__version__
-    except Exception:  # pragma: no cover
-        return "unknown"
-
-
 def check(totalsegmentator: str, pyradiomics: str, output: str | Path, verbose: bool = True) -> bool:
     """Regenerate into a temporary folder with the parameters in ``output/manifest.json``; compare the sha256s."""
-    manifest_path = Path(output) / "manifest.json"
-    if not manifest_path.is_file():
-        raise ValueError(f"--check: no manifest at {manifest_path}; generate the data first.")
-    manifest = json.loads(manifest_path.read_text())
-    with tempfile.TemporaryDirectory() as tmp:
-        fresh = generate(totalsegmentator, pyradiomics, tmp, manifest["parameters"], verbose=False)
-    return compare_file_hashes(manifest["files"], fresh["files"], output, verbose)
+    return check_regeneration(
+        output, lambda tmp, params: generate(totalsegmentator, pyradiomics, tmp, params, verbose=False), verbose
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -30,12 +30,10 @@ Output layout (DeepReg "unpaired" layout; DDF convention in ``docs/conventions.m
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import math
 import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -44,7 +42,12 @@ import numpy as np
 import torch
 
 from monai_reg_ext import compose_ddf, ddf_voxel_to_mm, dvf_to_ddf, jacobian_determinant, warp_image
-from monai_reg_ext.data.manifest import compare_file_hashes, sha256_file
+from monai_reg_ext.data.manifest import (
+    check_regeneration,
+    package_version,
+    save_nifti_gz,
+    sha256_file,
+)
 from monai_reg_ext.data.mni_template import MNI_FILES, antialias, load_mni_template, sample_volumes, target_grid
 
 try:
@@ -216,12 +219,6 @@ def _nifti(data: np.ndarray, affine: np.ndarray, descrip: str) -> nib.Nifti1Imag
     return img
 
 
-def _save(img: nib.Nifti1Image, path: Path) -> None:
-    """Write ``img`` as ``.nii.gz`` (gzip level 9, no time stamp or file name in the header: same bytes each run)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(gzip.compress(img.to_bytes(), compresslevel=9, mtime=0))
-
-
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
     s = float(a.sum() + b.sum())
     return 2.0 * float((a & b).sum()) / s if s > 0 else 1.0
@@ -284,11 +281,11 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
         for k in range(int(p[f"n_{split}"])):
             subj = _make_subject(int(p[f"seed_{split}"]) + k, smoothed, tgt_affine, src_affine, p)
             name = f"subject_{k:03d}.nii.gz"
-            _save(
+            save_nifti_gz(
                 _nifti(subj["image"], tgt_affine, "synthetic subject: MNI152 2009a T1, random warp"),
                 out / split / "images" / name,
             )
-            _save(
+            save_nifti_gz(
                 _nifti(subj["label"], tgt_affine, "one-hot labels [GM, WM] (last axis)"), out / split / "labels" / name
             )
             subjects_info[split].append({"file": name, **subj["info"]})
@@ -310,7 +307,7 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
         ddf_img = _nifti(q[0].permute(1, 2, 3, 0).numpy().astype(np.int16), tgt_affine, "voxel DDF, pull, ch k=axis k")
         ddf_img.header.set_slope_inter(p["ddf_scale"], 0.0)
         ddf_name = f"true_ddf/pair_{idx:02d}.nii.gz"
-        _save(ddf_img, out / "test" / ddf_name)
+        save_nifti_gz(ddf_img, out / "test" / ddf_name)
         stored = q * p["ddf_scale"]
         entry = {
             "moving": f"images/subject_{i:03d}.nii.gz",
@@ -386,7 +383,7 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
         "subjects": subjects_info,
         "versions": {
             "numpy": np.__version__,
-            "scipy": _version("scipy"),
+            "scipy": package_version("scipy"),
             "torch": torch.__version__,
             "nibabel": nib.__version__,
         },
@@ -400,13 +397,6 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
     return manifest
 
 
-def _version(module: str) -> str:
-    try:
-        return __import__(module).__version__
-    except Exception:  # pragma: no cover
-        return "unknown"
-
-
 def _folder_bytes(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
@@ -417,13 +407,7 @@ def check(source: str | None, output: str | Path, verbose: bool = True) -> bool:
     Returns:
         True when every file listed in the manifest is reproduced byte for byte (and no file is missing or extra).
     """
-    manifest_path = Path(output) / "manifest.json"
-    if not manifest_path.is_file():
-        raise ValueError(f"--check: no manifest at {manifest_path}; generate the data first.")
-    manifest = json.loads(manifest_path.read_text())
-    with tempfile.TemporaryDirectory() as tmp:
-        fresh = generate(source, tmp, manifest["parameters"], verbose=False)
-    return compare_file_hashes(manifest["files"], fresh["files"], output, verbose)
+    return check_regeneration(output, lambda tmp, params: generate(source, tmp, params, verbose=False), verbose)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
