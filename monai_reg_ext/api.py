@@ -250,8 +250,14 @@ def _landmark_tre(
         raise ValueError(
             f"landmarks: {fixed_landmarks} has {len(fixed_pts)} points but {moving_landmarks} has {len(moving_pts)}."
         )
-    before = landmark_tre(moving_pts, fixed_pts, torch.zeros_like(result.ddf)[None], result.fixed_affine, moving_affine)
-    after = landmark_tre(moving_pts, fixed_pts, result.ddf[None], result.fixed_affine, moving_affine)
+    # The DDF refers to the moving image resampled onto the fixed grid in world coordinates (moving_on_fixed), so
+    # the moving landmarks are expressed as voxel indices of that grid: world = A_moving m, index = A_fixed^-1 world.
+    a_fix = np.asarray(result.fixed_affine, dtype=np.float64)
+    a_mov = np.asarray(moving_affine, dtype=np.float64)
+    moving_h = np.concatenate([np.asarray(moving_pts, np.float64), np.ones((len(moving_pts), 1))], axis=1)
+    moving_on_fixed = (np.linalg.inv(a_fix) @ a_mov @ moving_h.T).T[:, :-1]
+    before = landmark_tre(moving_on_fixed, fixed_pts, torch.zeros_like(result.ddf)[None], a_fix)
+    after = landmark_tre(moving_on_fixed, fixed_pts, result.ddf[None], a_fix)
     return {
         "tre_mm_before": float(before.mean()),
         "tre_mm_after": float(after.mean()),

@@ -113,3 +113,28 @@ def test_2d_nifti_register_save_and_warp(tmp_path):
     )
     warped = np.squeeze(np.asarray(nib.load(str(tmp_path / "w.nii.gz")).dataobj))
     np.testing.assert_allclose(warped, result.warped_image[0].numpy(), atol=1e-4)
+
+
+def test_landmark_tre_across_different_grids(tiny_bundle, pair_files, tmp_path):
+    """Moving and fixed on different grids (shapes, spacings, origins): landmarks at the same physical points give
+    TRE 0 before registration, and a zero DDF keeps it 0; a known 3 mm offset gives 3 mm."""
+    a_fix, a_mov = pair_files["fixed_affine"], pair_files["moving_affine"]
+    fixed_vox = np.array([[5.0, 6.0, 4.0], [10.0, 9.0, 7.0], [14.0, 4.0, 9.0]])
+    world = (a_fix @ np.c_[fixed_vox, np.ones(3)].T).T
+    moving_vox = (np.linalg.inv(a_mov) @ world.T).T[:, :3]
+    offset = world.copy()
+    offset[:, 0] += 3.0  # 3 mm along the first world axis
+    moving_off = (np.linalg.inv(a_mov) @ offset.T).T[:, :3]
+    for name, pts in (("fixed", fixed_vox), ("moving", moving_vox), ("moving_off", moving_off)):
+        np.savetxt(tmp_path / f"{name}.csv", pts, delimiter=",")
+    model = load_bundle(tiny_bundle, device="cpu")
+    with torch.no_grad():
+        for p in model.network.parameters():
+            p.zero_()  # the DDF is exactly 0
+    common = dict(bundle=model, fixed_landmarks=tmp_path / "fixed.csv", device="cpu")
+    same = register(pair_files["moving"], pair_files["fixed"], moving_landmarks=tmp_path / "moving.csv", **common)
+    assert same.metrics["tre_mm_before"] == pytest.approx(0.0, abs=1e-6)
+    assert same.metrics["tre_mm_after"] == pytest.approx(0.0, abs=1e-6)
+    off = register(pair_files["moving"], pair_files["fixed"], moving_landmarks=tmp_path / "moving_off.csv", **common)
+    assert off.metrics["tre_mm_before"] == pytest.approx(3.0, abs=1e-6)
+    assert off.metrics["tre_mm_after"] == pytest.approx(3.0, abs=1e-6)
