@@ -72,27 +72,6 @@ def contour_figure(path: Path, result, moving_label: str, fixed_label: str) -> N
     plt.close(fig)
 
 
-def landmark_errors(result, moving_landmarks: str, fixed_landmarks: str) -> dict[str, float]:
-    """Mean TRE (mm) before and after, from physical (RAS mm) landmark files.
-
-    ``register`` resamples the moving image onto the fixed grid in world coordinates, so its DDF maps fixed voxels to
-    that resampled moving image: the moving landmarks are expressed as voxel indices of the **fixed** grid (through
-    the fixed affine) before :func:`~monai_reg_ext.metrics.landmark_tre` compares them in mm.
-    """
-    from monai_reg_ext.io import read_landmarks
-    from monai_reg_ext.metrics import landmark_tre
-
-    affine = np.asarray(result.fixed_affine, dtype=np.float64)
-    shape = tuple(result.fixed.shape[1:])
-    fixed_pts = read_landmarks(fixed_landmarks, space="physical", affine=affine, spatial_shape=shape)
-    moving_pts = read_landmarks(moving_landmarks, space="physical", affine=affine)
-    if len(fixed_pts) != len(moving_pts):
-        raise ValueError(f"{fixed_landmarks} has {len(fixed_pts)} points but {moving_landmarks} has {len(moving_pts)}.")
-    before = landmark_tre(moving_pts, fixed_pts, torch.zeros_like(result.ddf)[None], affine)
-    after = landmark_tre(moving_pts, fixed_pts, result.ddf[None], affine)
-    return {"tre_mm_before": float(before.mean()), "tre_mm_after": float(after.mean())}
-
-
 def evaluate(
     bundle: str = str(BUNDLE),
     pairs: str | None = None,
@@ -122,11 +101,13 @@ def evaluate(
             bundle=model,
             moving_label=path["moving_label"],
             fixed_label=path["fixed_label"],
+            moving_landmarks=path["moving_landmarks"],
+            fixed_landmarks=path["fixed_landmarks"],
+            landmark_space="physical",
             device=device,
         )
         wall = time.perf_counter() - start
         m = dict(result.metrics)
-        m.update(landmark_errors(result, path["moving_landmarks"], path["fixed_landmarks"]))
         row = {"pair": item.get("name", str(i)), "seconds_register": round(wall, 3), "seconds_network": m["seconds"]}
         for key, (before, after) in METRICS.items():
             row[f"{key}_before"], row[f"{key}_after"] = m[before], m[after]
