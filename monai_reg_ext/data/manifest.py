@@ -26,6 +26,7 @@ __all__ = [
     "save_nifti_gz",
     "package_version",
     "check_regeneration",
+    "write_manifest",
 ]
 
 
@@ -126,3 +127,14 @@ def check_regeneration(
     with tempfile.TemporaryDirectory() as tmp:
         fresh = regenerate(tmp, manifest["parameters"])
     return compare_file_hashes(manifest["files"], fresh["files"], output, verbose)
+
+
+def write_manifest(output: str | os.PathLike, manifest: dict[str, Any], indent: int = 1) -> dict[str, Any]:
+    """Add ``files`` (relative path -> sha256 of every file under ``output`` but ``manifest.json``, sorted) and
+    ``total_bytes`` to ``manifest``, write it as ``output/manifest.json`` and return it."""
+    out = Path(output)
+    files = sorted(f for f in out.rglob("*") if f.is_file() and f.name != "manifest.json")
+    manifest["files"] = {f.relative_to(out).as_posix(): sha256_file(f) for f in files}
+    manifest["total_bytes"] = int(sum(f.stat().st_size for f in files))
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=indent) + "\n")
+    return manifest

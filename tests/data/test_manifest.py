@@ -58,3 +58,18 @@ def test_check_regeneration(tmp_path):
     with pytest.raises(ValueError, match="no manifest"):
         check_regeneration(tmp_path / "nowhere", generate)
     assert package_version("numpy") != "unknown" and package_version("no_such_module_xyz") == "unknown"
+
+
+def test_write_manifest_lists_every_file_but_itself(tmp_path):
+    import json
+
+    from monai_reg_ext.data.manifest import write_manifest
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.bin").write_bytes(b"bb")
+    (tmp_path / "a.bin").write_bytes(b"a")
+    written = write_manifest(tmp_path, {"parameters": {"seed": 1}})
+    assert list(written["files"]) == ["a.bin", "sub/b.bin"] and written["total_bytes"] == 3
+    assert written["files"]["sub/b.bin"] == hashlib.sha256(b"bb").hexdigest()
+    assert json.loads((tmp_path / "manifest.json").read_text()) == written
+    assert "manifest.json" not in write_manifest(tmp_path, {"parameters": {}})["files"]

@@ -55,7 +55,7 @@ from monai_reg_ext.data.manifest import (
     check_regeneration,
     package_version,
     save_nifti_gz,
-    sha256_file,
+    write_manifest,
 )
 
 __all__ = ["DEFAULTS", "HU_MIN", "HU_MAX", "generate", "check", "main"]
@@ -187,11 +187,7 @@ def generate(totalsegmentator: str, pyradiomics: str, output: str | Path, params
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes((out / "test" / first[key]).read_bytes())
     manifest["versions"] = {m: package_version(m) for m in ("numpy", "scipy", "torch", "nibabel", "itk")}
-    files = sorted(f for f in out.rglob("*") if f.is_file() and f.name != "manifest.json")
-    manifest["files"] = {f.relative_to(out).as_posix(): sha256_file(f) for f in files}
-    manifest["total_bytes"] = int(sum(f.stat().st_size for f in files))
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    return manifest
+    return write_manifest(out, manifest, indent=1)
 
 
 def check(totalsegmentator: str, pyradiomics: str, output: str | Path, verbose: bool = True) -> bool:
