@@ -77,3 +77,60 @@ def run_two_process_training(bundle: Path, config_files: list[str], dataset_dir:
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert (Path(output_dir) / "model.pt").is_file()
+
+
+def run_train_evaluate_inference(
+    bundle: Path,
+    dataset_dir: Path,
+    tmp_path: Path,
+    train_configs: list[str] | None = None,
+    spatial_size: list[int] | None = None,
+    eval_metric: str = "val_mean_dice",
+    summary_key: str = "dice_label0_after",
+) -> Path:
+    """One epoch of training through ``train_configs`` (default ``["train.json"]``), then the evaluating and the
+    inference configs, on ``dataset_dir`` (``pairs.json`` for inference); asserts each step's output.
+
+    Returns the trained ``model.pt``.
+    """
+    from monai.bundle import run
+
+    configs = bundle / "configs"
+    size = spatial_size or [16, 16, 16]
+    common = {"bundle_root": str(bundle), "dataset_dir": str(dataset_dir), "output_dir": str(tmp_path / "runs")}
+    run(
+        "training",
+        config_file=[str(configs / c) for c in (train_configs or ["train.json"])],
+        meta_file=str(configs / "metadata.json"),
+        logging_file=str(configs / "logging.conf"),
+        spatial_size=size,
+        max_epochs=1,
+        val_interval=1,
+        num_workers=0,
+        batch_size=1,
+        **common,
+    )
+    model_path = tmp_path / "runs" / "model.pt"
+    assert model_path.is_file() and torch.load(model_path, weights_only=True)
+    run(
+        "evaluating",
+        config_file=[str(configs / "train.json"), str(configs / "evaluate.json")],
+        meta_file=str(configs / "metadata.json"),
+        spatial_size=size,
+        eval_split="val",
+        ckpt_path=str(model_path),
+        **common,
+    )
+    assert eval_metric in (tmp_path / "runs" / "eval" / "metrics.csv").read_text()
+    out = tmp_path / "inference"
+    run(
+        "inference",
+        config_file=str(configs / "inference.json"),
+        bundle_root=str(bundle),
+        pairs_file=str(dataset_dir / "pairs.json"),
+        output_dir=str(out),
+        device="$torch.device('cpu')",
+    )
+    assert (out / "pair_000" / "ddf.nii.gz").is_file()
+    assert summary_key in (out / "summary.csv").read_text()
+    return model_path

@@ -10,11 +10,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from monai.bundle import run, verify_metadata, verify_net_in_out
+from monai.bundle import verify_metadata, verify_net_in_out
 
 from monai_reg_ext.io import read_landmarks
 from monai_reg_ext.metrics import landmark_tre
-from tests.helpers import run_two_process_training
+from tests.helpers import run_train_evaluate_inference, run_two_process_training
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "bundles" / "paired_ct_lung"
@@ -101,53 +101,9 @@ def test_landmarks_inside_lungs_and_tre_of_identity_and_true_ddf():
 
 
 def test_train_evaluate_inference_smoke(tiny_data, tmp_path):
-    common = {"bundle_root": str(BUNDLE), "dataset_dir": str(tiny_data), "output_dir": str(tmp_path / "runs")}
-    run(
-        "training",
-        config_file=[str(CONFIGS / "train.json"), str(CONFIGS / "train_unsup.json")],
-        meta_file=str(CONFIGS / "metadata.json"),
-        logging_file=str(CONFIGS / "logging.conf"),
-        spatial_size=[16, 16, 16],
-        max_epochs=1,
-        val_interval=1,
-        num_workers=0,
-        batch_size=1,
-        **common,
-    )
-    run(
-        "training",
-        config_file=str(CONFIGS / "train.json"),
-        meta_file=str(CONFIGS / "metadata.json"),
-        spatial_size=[16, 16, 16],
-        max_epochs=1,
-        val_interval=1,
-        num_workers=0,
-        batch_size=1,
-        **common,
-    )
-    model_path = tmp_path / "runs" / "model.pt"
-    assert model_path.is_file() and torch.load(model_path, weights_only=True)
-    run(
-        "evaluating",
-        config_file=[str(CONFIGS / "train.json"), str(CONFIGS / "evaluate.json")],
-        meta_file=str(CONFIGS / "metadata.json"),
-        spatial_size=[16, 16, 16],
-        eval_split="val",
-        ckpt_path=str(model_path),
-        **common,
-    )
-    assert "val_mean_dice" in (tmp_path / "runs" / "eval" / "metrics.csv").read_text()
-    out = tmp_path / "inference"
-    run(
-        "inference",
-        config_file=str(CONFIGS / "inference.json"),
-        bundle_root=str(BUNDLE),
-        pairs_file=str(tiny_data / "pairs.json"),
-        output_dir=str(out),
-        device="$torch.device('cpu')",
-    )
-    assert (out / "pair_000" / "ddf.nii.gz").is_file()
-    assert "dice_label0_after" in (out / "summary.csv").read_text()
+    # both trainings: the unsupervised override, then the combined default (its model.pt is evaluated)
+    run_train_evaluate_inference(BUNDLE, tiny_data, tmp_path / "unsup", ["train.json", "train_unsup.json"])
+    run_train_evaluate_inference(BUNDLE, tiny_data, tmp_path)
 
 
 def test_prepare_learn2reg_on_a_fake_layout(tmp_path):

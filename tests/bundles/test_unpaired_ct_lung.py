@@ -10,9 +10,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from monai.bundle import run, verify_metadata, verify_net_in_out
+from monai.bundle import verify_metadata, verify_net_in_out
 
-from tests.helpers import run_two_process_training
+from tests.helpers import run_train_evaluate_inference, run_two_process_training
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "bundles" / "unpaired_ct_lung"
@@ -98,42 +98,7 @@ def hu_ok(hu: np.ndarray) -> bool:
 
 
 def test_train_evaluate_inference_smoke(tiny_data, tmp_path):
-    common = {"bundle_root": str(BUNDLE), "dataset_dir": str(tiny_data), "output_dir": str(tmp_path / "runs")}
-    run(
-        "training",
-        config_file=str(CONFIGS / "train.json"),
-        meta_file=str(CONFIGS / "metadata.json"),
-        logging_file=str(CONFIGS / "logging.conf"),
-        spatial_size=[16, 16, 16],
-        max_epochs=1,
-        val_interval=1,
-        num_workers=0,
-        batch_size=1,
-        **common,
-    )
-    model_path = tmp_path / "runs" / "model.pt"
-    assert model_path.is_file() and torch.load(model_path, weights_only=True)
-    run(
-        "evaluating",
-        config_file=[str(CONFIGS / "train.json"), str(CONFIGS / "evaluate.json")],
-        meta_file=str(CONFIGS / "metadata.json"),
-        spatial_size=[16, 16, 16],
-        eval_split="val",
-        ckpt_path=str(model_path),
-        **common,
-    )
-    assert "val_mean_dice" in (tmp_path / "runs" / "eval" / "metrics.csv").read_text()
-    out = tmp_path / "inference"
-    run(
-        "inference",
-        config_file=str(CONFIGS / "inference.json"),
-        bundle_root=str(BUNDLE),
-        pairs_file=str(tiny_data / "pairs.json"),
-        output_dir=str(out),
-        device="$torch.device('cpu')",
-    )
-    assert (out / "pair_000" / "ddf.nii.gz").is_file()
-    assert "dice_label0_after" in (out / "summary.csv").read_text()
+    run_train_evaluate_inference(BUNDLE, tiny_data, tmp_path)
 
 
 def test_prepare_learn2reg_on_a_fake_layout(tmp_path):
