@@ -16,12 +16,11 @@ from typing import Any, Union
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from monai.data import MetaTensor
 from monai.transforms import LoadImage, ResampleToMatch
 
 from .bundle import BundleModel, load_bundle
-from .spatial import resize_ddf, warp_image
+from .spatial import resize_ddf, resize_image, warp_image
 
 __all__ = ["register", "RegistrationResult", "load_input"]
 
@@ -326,11 +325,13 @@ def register(
     spatial_size: tuple[int, ...] | None = None,
     instance_optimisation: int = 0,
     io_kwargs: dict[str, Any] | None = None,
+    anti_aliasing: bool = False,
 ) -> RegistrationResult:
     """Register a moving image to a fixed image with a trained network.
 
     Steps: load; resample the moving image (and label) onto the fixed grid in world coordinates when the grids
-    differ; min-max normalise both to [0, 1]; resize to the network grid (``align_corners=True``); predict the DDF;
+    differ; min-max normalise both to [0, 1]; resize to the network grid (``align_corners=True``; with anti-aliasing,
+    a Gaussian low-pass first and min-max again after it, as the training preprocessing); predict the DDF;
     resize the DDF back to the fixed native grid (:func:`~monai_reg_ext.resize_ddf`); warp the moving image (in its
     own intensities) and label.
 
@@ -351,6 +352,8 @@ def register(
             inference config ``instance_optimisation``, else train.json ``loss``, else LNCC(7) + 2 x bending);
             ``metrics`` then holds ``instance_optimisation_seconds`` and the loss before/after.
         io_kwargs: extra :func:`~monai_reg_ext.optimise.instance_optimise` arguments (override the bundle's).
+        anti_aliasing: low-pass the images before downsampling them to ``spatial_size`` when ``network`` is given (a
+            bundle carries its own setting, :attr:`BundleModel.anti_aliasing`).
 
     Returns:
         A :class:`RegistrationResult`; call ``.save(output_dir)`` to write NIfTI files, metrics and a PNG.
@@ -361,7 +364,11 @@ def register(
     elif bundle is not None:
         model = load_bundle(bundle, device=dev)
     elif network is not None and spatial_size is not None:
-        model = BundleModel(network=network.to(dev).eval(), spatial_size=tuple(int(s) for s in spatial_size))
+        model = BundleModel(
+            network=network.to(dev).eval(),
+            spatial_size=tuple(int(s) for s in spatial_size),
+            anti_aliasing=bool(anti_aliasing),
+        )
     else:
         raise ValueError("register: give a bundle folder, or a network together with spatial_size.")
     if isinstance(instance_optimisation, bool) or int(instance_optimisation) != instance_optimisation:
@@ -395,11 +402,12 @@ def register(
     start = time.perf_counter()
     moving_fixed = _on_fixed_grid(moving_img, fixed_img, "moving")
     fixed_size = tuple(fixed_img.shape[1:])
-    mode = "trilinear" if ndim == 3 else "bilinear"
 
     def to_net(x: torch.Tensor) -> torch.Tensor:
         x = _minmax(x[:1].as_tensor() if isinstance(x, MetaTensor) else x[:1])[None].to(dev)
-        return F.interpolate(x, size=model.spatial_size, mode=mode, align_corners=True)
+        x = resize_image(x, model.spatial_size, anti_aliasing=model.anti_aliasing)
+        # the training preprocessing resizes then min-max scales: the low-pass narrows the range, so scale again
+        return _minmax(x) if model.anti_aliasing else x
 
     io_metrics: dict[str, float] = {}
     with torch.no_grad():

@@ -23,12 +23,15 @@ class BundleModel:
         spatial_size: the grid the network runs on, ``(H, W[, Z])``.
         bundle_dir: where it came from (None for a network given directly).
         config: the parsed inference config (empty for a network given directly).
+        anti_aliasing: Gaussian low-pass before images are downsampled to ``spatial_size`` (the inference config's
+            optional ``anti_aliasing``, default False; it must match the training preprocessing's).
     """
 
     network: nn.Module
     spatial_size: tuple[int, ...]
     bundle_dir: Path | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    anti_aliasing: bool = False
 
 
 def load_bundle(
@@ -39,9 +42,9 @@ def load_bundle(
 ) -> BundleModel:
     """Build a bundle's ``network_def`` and load its weights (``torch.load(..., weights_only=True)``).
 
-    The inference config must define ``network_def`` and ``spatial_size``; the weights default to
-    ``<bundle_dir>/models/model.pt`` (a plain state dict, as MONAI's ``CheckpointSaver`` writes it, or a
-    ``{"network": state_dict}`` / ``{"state_dict": ...}`` dict).
+    The inference config must define ``network_def`` and ``spatial_size`` (optional: ``anti_aliasing``); the
+    weights default to ``<bundle_dir>/models/model.pt`` (a plain state dict, as MONAI's ``CheckpointSaver`` writes
+    it, or a ``{"network": state_dict}`` / ``{"state_dict": ...}`` dict).
 
     Raises:
         FileNotFoundError: naming the missing folder, config or weights file (NotADirectoryError for a file).
@@ -64,6 +67,9 @@ def load_bundle(
             raise ValueError(f"{cfg_path}: missing key {key!r} (needed to build the registration network).")
     network = parser.get_parsed_content("network_def", instantiate=True)
     spatial_size = tuple(int(s) for s in parser.get_parsed_content("spatial_size"))
+    anti_aliasing = parser.get_parsed_content("anti_aliasing") if "anti_aliasing" in parser else False
+    if not isinstance(anti_aliasing, bool):
+        raise ValueError(f"{cfg_path}: 'anti_aliasing' must be true or false, got {anti_aliasing!r}.")
     weights_path = Path(weights) if weights is not None else root / "models" / "model.pt"
     if not weights_path.is_file():
         raise FileNotFoundError(
@@ -91,7 +97,9 @@ def load_bundle(
         ) from None
     dev = torch.device(device) if device is not None else torch.device("cpu")
     network = network.to(dev).eval()
-    return BundleModel(network=network, spatial_size=spatial_size, bundle_dir=root, config=parser.config)
+    return BundleModel(
+        network=network, spatial_size=spatial_size, bundle_dir=root, config=parser.config, anti_aliasing=anti_aliasing
+    )
 
 
 def infer_bundle_root(name: str | None = None, default: str = ".") -> str:

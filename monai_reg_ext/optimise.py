@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .losses import BendingEnergyLoss, LocalNormalizedCrossCorrelationLoss
-from .spatial import affine_to_ddf, compose_ddf, dvf_to_ddf, resize_ddf, warp_image
+from .spatial import affine_to_ddf, compose_ddf, dvf_to_ddf, gaussian_smooth, resize_ddf, warp_image
 
 __all__ = ["OptimisationResult", "register_by_optimisation", "instance_optimise", "TRANSFORMS"]
 
@@ -103,26 +103,6 @@ def _check_inputs(moving: torch.Tensor, fixed: torch.Tensor, init_ddf: torch.Ten
 
 
 # ----------------------------------------------------------------------------------------------------- resampling
-def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian smoothing of ``(B, C, *S)`` along every spatial axis (replicate padding)."""
-    if sigma <= 0:
-        return x
-    radius = max(1, int(math.ceil(3.0 * sigma)))
-    t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
-    kernel = torch.exp(-0.5 * (t / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    ndim, channels = x.ndim - 2, x.shape[1]
-    conv = F.conv2d if ndim == 2 else F.conv3d
-    for axis in range(ndim):
-        shape = [1] * ndim
-        shape[axis] = kernel.numel()
-        weight = kernel.view(1, 1, *shape).repeat(channels, 1, *([1] * ndim))
-        pad = [0] * (2 * ndim)
-        pad[2 * (ndim - 1 - axis)] = pad[2 * (ndim - 1 - axis) + 1] = radius  # F.pad lists the last axis first
-        x = conv(F.pad(x, pad, mode="replicate"), weight, groups=channels)
-    return x
-
-
 def _level_size(size: Sequence[int], factor: int) -> tuple[int, ...]:
     """Grid of a level downsampled by ``factor``, same field of view (``align_corners``), at least 8 voxels."""
     return tuple(max(int(round((s - 1) / factor)) + 1, min(s, _MIN_LEVEL_SIZE)) for s in size)
@@ -132,7 +112,7 @@ def _downsample(x: torch.Tensor, size: tuple[int, ...], factor: int) -> torch.Te
     if tuple(x.shape[2:]) == size:
         return x
     mode = "bilinear" if x.ndim == 4 else "trilinear"
-    return F.interpolate(_gaussian_blur(x, factor / 2.0), size=size, mode=mode, align_corners=True)
+    return F.interpolate(gaussian_smooth(x, [factor / 2.0] * (x.ndim - 2)), size=size, mode=mode, align_corners=True)
 
 
 def _interpolate(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:

@@ -11,37 +11,9 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from ..spatial.smooth import gaussian_smooth
+
 __all__ = ["random_smooth_ddf", "gaussian_smooth"]
-
-
-def _gaussian_kernel1d(sigma: float, dtype: torch.dtype) -> torch.Tensor:
-    radius = max(1, int(math.ceil(3.0 * sigma)))
-    x = torch.arange(-radius, radius + 1, dtype=dtype)
-    k = torch.exp(-0.5 * (x / sigma) ** 2)
-    return k / k.sum()
-
-
-def gaussian_smooth(field: torch.Tensor, sigma: Sequence[float]) -> torch.Tensor:
-    """Separable Gaussian smoothing of ``field`` ``(B, C, *S)`` with ``sigma[d]`` voxels along spatial axis ``d``.
-
-    The kernel is truncated at ``3 sigma``; borders are padded by replication. ``sigma <= 0`` skips that axis.
-    """
-    dims = field.ndim - 2
-    b, c = field.shape[:2]
-    out = field.reshape(b * c, 1, *field.shape[2:])
-    conv = F.conv2d if dims == 2 else F.conv3d
-    for axis, s in enumerate(sigma):
-        if s <= 0:
-            continue
-        k = _gaussian_kernel1d(float(s), field.dtype).to(field.device)
-        r = (k.numel() - 1) // 2
-        shape = [1, 1] + [1] * dims
-        shape[2 + axis] = k.numel()
-        pad = [0, 0] * dims
-        pad[2 * (dims - 1 - axis)] = r  # F.pad lists the last axis first
-        pad[2 * (dims - 1 - axis) + 1] = r
-        out = conv(F.pad(out, pad, mode="replicate"), k.reshape(shape))
-    return out.reshape(b, c, *field.shape[2:])
 
 
 def _max_norm(ddf: torch.Tensor) -> torch.Tensor:

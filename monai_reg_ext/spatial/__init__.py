@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .ddf import affine_to_ddf, compose_ddf, dvf_to_ddf, jacobian_determinant, resize_ddf
 from .physical import ddf_mm_to_voxel, ddf_voxel_to_mm
+from .smooth import anti_aliasing_sigma, gaussian_smooth, resize_image
 from .warp import check_ddf, identity_grid, warp_image
 
 __all__ = [
@@ -17,4 +18,7 @@ __all__ = [
     "jacobian_determinant",
     "ddf_voxel_to_mm",
     "ddf_mm_to_voxel",
+    "gaussian_smooth",
+    "anti_aliasing_sigma",
+    "resize_image",
 ]

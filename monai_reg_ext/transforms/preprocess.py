@@ -26,6 +26,7 @@ from monai.transforms import (
 from monai.transforms import Resize as _Resize
 
 from ..data.io import H5ImageReader, is_h5_ref, split_h5_ref
+from ..spatial.smooth import anti_aliasing_sigma, gaussian_smooth
 
 __all__ = [
     "IMAGE_KEYS",
@@ -143,17 +144,39 @@ class CheckLabeld(MapTransform):
 class ResizeLineard(MapTransform):
     """Resize to ``spatial_size`` with (bi/tri)linear interpolation, chosen from the number of spatial dims.
 
-    MONAI's ``Resized`` needs the mode spelled per dimension; this keeps one pipeline for 2D and 3D. Labels stay in
-    ``[0, 1]`` (linear interpolation is a convex combination). The MetaTensor affine is updated by MONAI.
+    MONAI's ``Resized`` needs the mode spelled per dimension; this keeps one pipeline for 2D and 3D. Interpolation
+    uses ``align_corners=True`` (``docs/conventions.md``), as the networks, ``register`` and ``resize_ddf`` do, so a
+    network sees the same grid in training and inference. Labels stay in ``[0, 1]`` (linear interpolation and the
+    Gaussian pre-filter are convex combinations). The MetaTensor affine is updated by MONAI.
+
+    Args:
+        keys: keys to resize.
+        spatial_size: target array shape ``(H, W[, D])``.
+        anti_aliasing: Gaussian low-pass before downsampling (:func:`~monai_reg_ext.spatial.resize_image`: sigma
+            ``(scale - 1) / 2`` input voxels along each axis reduced by ``scale``, replicated borders). Use it when
+            the grid shrinks a speckled or noisy image several-fold (ultrasound), where plain linear resizing aliases
+            the noise; ``register`` applies it when the bundle's inference config sets ``anti_aliasing``.
+        allow_missing_keys: skip absent keys.
     """
 
-    def __init__(self, keys, spatial_size: Sequence[int], allow_missing_keys: bool = True):
+    def __init__(self, keys, spatial_size: Sequence[int], anti_aliasing: bool = False, allow_missing_keys: bool = True):
         super().__init__(keys, allow_missing_keys)
         self.spatial_size = tuple(int(s) for s in spatial_size)
+        self.anti_aliasing = bool(anti_aliasing)
+        mode = {2: "bilinear", 3: "trilinear"}.get(len(self.spatial_size))
         self._resizers = {
-            2: _Resize(self.spatial_size, mode="bilinear") if len(self.spatial_size) == 2 else None,
-            3: _Resize(self.spatial_size, mode="trilinear") if len(self.spatial_size) == 3 else None,
+            n: _Resize(self.spatial_size, mode=mode, align_corners=True) if len(self.spatial_size) == n else None
+            for n in (2, 3)
         }
+
+    def _low_pass(self, x: torch.Tensor) -> torch.Tensor:
+        sigma = anti_aliasing_sigma(x.shape[1:], self.spatial_size)
+        out = gaussian_smooth(torch.as_tensor(x, dtype=torch.float32)[None], sigma)[0]
+        return (
+            MetaTensor(out, meta=x.meta, applied_operations=list(x.applied_operations))
+            if isinstance(x, MetaTensor)
+            else out
+        )
 
     def __call__(self, data: Mapping[Hashable, object]) -> dict:
         d = dict(data)
@@ -166,7 +189,7 @@ class ResizeLineard(MapTransform):
                     f"{self.spatial_size} has {len(self.spatial_size)}."
                 )
             if tuple(d[key].shape[1:]) != self.spatial_size:
-                d[key] = resizer(d[key])
+                d[key] = resizer(self._low_pass(d[key]) if self.anti_aliasing else d[key])
         return d
 
 
@@ -184,6 +207,7 @@ def registration_preprocessing(
     label_keys: Sequence[str] = LABEL_KEYS,
     load: bool = True,
     check_labels: bool = True,
+    anti_aliasing: bool = False,
 ) -> Compose:
     """Default preprocessing of a registration sample, built from MONAI transforms.
 
@@ -205,6 +229,8 @@ def registration_preprocessing(
         label_keys: moving and fixed label keys (same order as ``image_keys``).
         load: include the loading step (``False`` when samples already hold arrays).
         check_labels: include the label check.
+        anti_aliasing: Gaussian low-pass before a downsampling resize (:class:`ResizeLineard`); the inference
+            config's ``anti_aliasing`` must match it.
 
     Returns:
         a ``monai.transforms.Compose``.
@@ -236,7 +262,7 @@ def registration_preprocessing(
         if size is None:
             continue
         if resize_mode == "resize":
-            transforms.append(ResizeLineard([img_key, lab_key], size))
+            transforms.append(ResizeLineard([img_key, lab_key], size, anti_aliasing=anti_aliasing))
         else:
             transforms.append(ResizeWithPadOrCropd([img_key, lab_key], tuple(size), allow_missing_keys=True))
     if intensity == "minmax":

@@ -138,3 +138,54 @@ def test_landmark_tre_across_different_grids(tiny_bundle, pair_files, tmp_path):
     off = register(pair_files["moving"], pair_files["fixed"], moving_landmarks=tmp_path / "moving_off.csv", **common)
     assert off.metrics["tre_mm_before"] == pytest.approx(3.0, abs=1e-6)
     assert off.metrics["tre_mm_after"] == pytest.approx(3.0, abs=1e-6)
+
+
+class _Recorder(torch.nn.Module):
+    """A zero-DDF network that keeps the images it was given."""
+
+    def forward(self, moving, fixed):
+        self.inputs = (moving.clone(), fixed.clone())
+        return {"ddf": torch.zeros(moving.shape[0], moving.ndim - 2, *fixed.shape[2:])}
+
+
+@pytest.mark.parametrize("anti_aliasing", [False, True])
+def test_register_feeds_the_network_what_the_training_preprocessing_gives(tmp_path, anti_aliasing):
+    """Same grid for moving and fixed: the network's inputs in ``register`` equal the training preprocessing's.
+
+    Both resize with ``align_corners=True`` (the training resize used MONAI's default, ``False``, before: a stretch of
+    up to half a network voxel at the borders between training and inference).
+    """
+    from monai_reg_ext.transforms import registration_preprocessing
+
+    rng = np.random.default_rng(3)
+    paths = {}
+    for name in ("moving", "fixed"):
+        arr = (rng.random((30, 26, 22)) * 200 + 50).astype(np.float32)  # speckle-like noise: aliasing matters
+        paths[name] = tmp_path / f"{name}.nii.gz"
+        nib.save(nib.Nifti1Image(arr, np.diag([1.2, 1.0, 1.5, 1.0])), paths[name])
+    rec = _Recorder()
+    register(paths["moving"], paths["fixed"], network=rec, spatial_size=(10, 9, 8), anti_aliasing=anti_aliasing)
+    train = registration_preprocessing((10, 9, 8), anti_aliasing=anti_aliasing)(
+        {"moving_image": str(paths["moving"]), "fixed_image": str(paths["fixed"])}
+    )
+    for got, key in zip(rec.inputs, ("moving_image", "fixed_image")):
+        got = got[0].numpy()
+        if not anti_aliasing:  # register min-max scales before the plain resize: the same up to that scaling
+            got = (got - got.min()) / (got.max() - got.min())
+        np.testing.assert_allclose(got, train[key].numpy(), atol=1e-5, err_msg=key)
+
+
+def test_bundle_anti_aliasing_setting_is_read_and_checked(tmp_path):
+    import json
+
+    root = make_tiny_bundle(tmp_path / "b")
+    assert load_bundle(root).anti_aliasing is False
+    cfg_path = root / "configs" / "inference.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["anti_aliasing"] = True
+    cfg_path.write_text(json.dumps(cfg))
+    assert load_bundle(root).anti_aliasing is True
+    cfg["anti_aliasing"] = "yes"
+    cfg_path.write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="anti_aliasing"):
+        load_bundle(root)

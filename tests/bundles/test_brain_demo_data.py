@@ -7,7 +7,6 @@ a tiny made-up "template" (no nilearn needed).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import zipfile
 from pathlib import Path
@@ -18,20 +17,16 @@ import pytest
 import torch
 
 from monai_reg_ext import warp_image
+from tests.helpers import BUNDLES_DIR, load_bundle_script
 
-ROOT = Path(__file__).resolve().parents[2]
-BUNDLE = ROOT / "bundles" / "unpaired_mr_brain"
+BUNDLE = BUNDLES_DIR / "unpaired_mr_brain"
 DATA = BUNDLE / "data"
-SCRIPT = BUNDLE / "scripts" / "make_demo_data.py"
 
 needs_data = pytest.mark.skipif(not (DATA / "manifest.json").is_file(), reason="demo data not generated")
 
 
 def _load_script():
-    spec = importlib.util.spec_from_file_location("make_demo_data", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bundle_script(BUNDLE, "make_demo_data")
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:

@@ -17,12 +17,10 @@ import pytest
 import torch
 
 from monai_reg_ext import hub
+from tests.helpers import BUNDLES_DIR, parse_bundle_config, verify_bundle_metadata, verify_bundle_net_in_out
 
-ROOT = Path(__file__).resolve().parents[2]
-BUNDLES_DIR = ROOT / "bundles"
 BUNDLES = sorted(p for p in BUNDLES_DIR.iterdir() if (p / "configs" / "metadata.json").is_file())
 IDS = [b.name for b in BUNDLES]
-SCHEMA = ROOT.parent / "shared" / "reference" / "monai_meta_schema_20240725.json"
 
 REQUIRED = (
     "configs/metadata.json",
@@ -85,11 +83,7 @@ def test_required_files(bundle):
 
 @pytest.mark.parametrize("bundle", BUNDLES, ids=IDS)
 def test_metadata_schema(bundle):
-    if not SCHEMA.is_file():
-        pytest.skip(f"MONAI's metadata schema is not at {SCHEMA} (it is not downloaded in tests); gate not run")
-    from monai.bundle import verify_metadata
-
-    verify_metadata(meta_file=str(bundle / "configs" / "metadata.json"), filepath=str(SCHEMA))
+    verify_bundle_metadata(bundle)  # skips (gate not run) when MONAI's schema is not in shared/reference
 
 
 @pytest.mark.parametrize("bundle", BUNDLES, ids=IDS)
@@ -105,14 +99,7 @@ def test_network_or_declared_optimisation_based(bundle):
 
 @pytest.mark.parametrize("bundle", NETWORK_BUNDLES, ids=NETWORK_IDS)
 def test_verify_net_in_out(bundle):
-    from monai.bundle import verify_net_in_out
-
-    verify_net_in_out(
-        net_id=_net_id(bundle),
-        meta_file=str(bundle / "configs" / "metadata.json"),
-        config_file=str(bundle / "configs" / "inference.json"),
-        bundle_root=str(bundle),
-    )
+    verify_bundle_net_in_out(bundle, _net_id(bundle))
 
 
 @pytest.mark.parametrize("bundle", BUNDLES, ids=IDS)
@@ -124,13 +111,10 @@ def test_weights_are_tensors_only(bundle):
 
 @pytest.mark.parametrize("bundle", NETWORK_BUNDLES, ids=NETWORK_IDS)
 def test_torchscript_export_matches_eager(bundle, tmp_path):
-    from monai.bundle import ConfigParser, ckpt_export
+    from monai.bundle import ckpt_export
 
     net_id = _net_id(bundle)
-    parser = ConfigParser()
-    parser.read_config(str(bundle / "configs" / "inference.json"))
-    parser.read_meta(str(bundle / "configs" / "metadata.json"))
-    parser["bundle_root"] = str(bundle)
+    parser = parse_bundle_config(bundle, ["inference.json"], with_meta=True)
     eager = parser.get_parsed_content(net_id)
     ckpt = tmp_path / "backbone.pt"
     torch.save(_backbone_state(bundle, eager), ckpt)

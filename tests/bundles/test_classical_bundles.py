@@ -7,7 +7,6 @@ use reduced iteration budgets (overrides by ``#`` paths) so that the module take
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -15,18 +14,12 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from monai.bundle import ConfigParser, run
+from monai.bundle import run
 
-ROOT = Path(__file__).resolve().parents[2]
-CT = ROOT / "bundles" / "classical_ct_headneck_affine"
-PROSTATE = ROOT / "bundles" / "classical_mr_prostate_nonrigid"
+from tests.helpers import BUNDLES_DIR, load_bundle_script, parse_bundle_config
 
-
-def _load_script(bundle: Path, name: str):
-    spec = importlib.util.spec_from_file_location(f"_{bundle.name}_{name}", bundle / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+CT = BUNDLES_DIR / "classical_ct_headneck_affine"
+PROSTATE = BUNDLES_DIR / "classical_mr_prostate_nonrigid"
 
 
 def _run(bundle: Path, out: Path, **override) -> dict:
@@ -49,9 +42,7 @@ def test_configs_share_the_optimisation(bundle):
     for key in ("optimisation", "image_loss", "register", "pairs_file"):
         assert configs["train"][key] == configs["inference"][key], key
     for name in ("evaluate", "multi_gpu_train"):
-        parser = ConfigParser()
-        parser.read_config([str(bundle / "configs" / "train.json"), str(bundle / "configs" / f"{name}.json")])
-        parser["bundle_root"] = str(bundle)
+        parser = parse_bundle_config(bundle, ["train.json", f"{name}.json"])
         assert parser.get_parsed_content("optimisation")["lr"] == configs["train"]["optimisation"]["lr"]
     assert torch.load(bundle / "models" / "model.pt", weights_only=True)
 
@@ -95,7 +86,7 @@ def _fake_head_ct(path: Path, ndim: int) -> None:
 
 
 def test_ct_data_script_is_deterministic(tmp_path):
-    script = _load_script(CT, "make_demo_data")
+    script = load_bundle_script(CT, "make_demo_data")
     _fake_head_ct(tmp_path / "ct.nii.gz", 3)
     _fake_head_ct(tmp_path / "slice.nii.gz", 2)
     args = ["--ct", str(tmp_path / "ct.nii.gz"), "--slice", str(tmp_path / "slice.nii.gz")]
@@ -117,7 +108,7 @@ def test_ct_data_script_is_deterministic(tmp_path):
 
 
 def test_random_affine_matches_deepreg_scale():
-    script = _load_script(CT, "make_demo_data")
+    script = load_bundle_script(CT, "make_demo_data")
     theta = script.random_affine_theta((33, 33, 33), 0.2, seed=0)
     assert theta.shape == (3, 4)
     np.testing.assert_allclose(script.invert_theta(script.invert_theta(theta)), theta, atol=1e-12)
@@ -126,7 +117,7 @@ def test_random_affine_matches_deepreg_scale():
 
 
 def test_prostate_data_script_is_deterministic(tmp_path):
-    script = _load_script(PROSTATE, "make_demo_data")
+    script = load_bundle_script(PROSTATE, "make_demo_data")
     args = ["--shape", "24", "24", "16", "--seeds", "3"]
     first = script.main([*args, "--output", str(tmp_path / "a")])
     second = script.main([*args, "--output", str(tmp_path / "b")])

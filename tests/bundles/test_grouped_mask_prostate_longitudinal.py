@@ -3,29 +3,33 @@ inference through the real configs."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import pytest
 import torch
-from monai.bundle import ConfigParser, run, verify_metadata, verify_net_in_out
 
-ROOT = Path(__file__).resolve().parents[2]
-BUNDLE = ROOT / "bundles" / "grouped_mask_prostate_longitudinal"
-CONFIGS = BUNDLE / "configs"
+from tests.helpers import (
+    BUNDLES_DIR,
+    check_shipped_weights,
+    load_bundle_script,
+    parse_bundle_config,
+    run_bundle_evaluation,
+    run_bundle_inference,
+    run_bundle_training,
+    verify_bundle_metadata,
+    verify_bundle_net_in_out,
+    write_absolute_pairs,
+)
+
+BUNDLE = BUNDLES_DIR / "grouped_mask_prostate_longitudinal"
 DATA = BUNDLE / "data"
-SCHEMA = ROOT.parent / "shared" / "reference" / "monai_meta_schema_20240725.json"
 
 
 def _generator():
-    spec = importlib.util.spec_from_file_location("gmpl_make_demo_data", BUNDLE / "scripts" / "make_demo_data.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bundle_script(BUNDLE, "make_demo_data")
 
 
 def _patients(split: str) -> list[Path]:
@@ -33,23 +37,15 @@ def _patients(split: str) -> list[Path]:
 
 
 def test_metadata_is_valid():
-    if not SCHEMA.is_file():
-        pytest.skip(f"MONAI's metadata schema is not at {SCHEMA} (it cannot be downloaded here)")
-    verify_metadata(meta_file=str(CONFIGS / "metadata.json"), filepath=str(SCHEMA))
+    verify_bundle_metadata(BUNDLE)
 
 
 def test_network_in_out():
-    verify_net_in_out(
-        net_id="backbone_def", meta_file=str(CONFIGS / "metadata.json"), config_file=str(CONFIGS / "inference.json")
-    )
+    verify_bundle_net_in_out(BUNDLE)
 
 
 def test_shipped_weights_load_safely():
-    state = torch.load(BUNDLE / "models" / "model.pt", weights_only=True)
-    assert all(isinstance(v, torch.Tensor) and v.device.type == "cpu" for v in state.values())
-    from monai_reg_ext.bundle import load_bundle
-
-    assert load_bundle(BUNDLE).spatial_size == (64, 64, 32)
+    check_shipped_weights(BUNDLE, (64, 64, 32))
 
 
 def test_demo_data_layout_and_content():
@@ -104,18 +100,13 @@ def _fake_h5(folder: Path, groups: dict[int, int], shape=(16, 16, 8)) -> None:
 def test_deepreg_h5_grouped_layout(tmp_path):
     """The config's eval transform + GroupedDataset read DeepReg's ``images.h5`` (keys group-<g>-<i>) unchanged."""
     _fake_h5(tmp_path / "test", {1: 3, 2: 2})
-    parser = ConfigParser()
-    parser.read_config(str(CONFIGS / "train.json"))
-    parser.update(
-        {
-            "bundle_root": str(BUNDLE),
-            "dataset_dir": str(tmp_path),
-            "spatial_size": [16, 16, 8],
-            "validate#dataset#dir": str(tmp_path / "test"),
-            "validate#dataset#sample_image_in_group": False,
-        }
-    )
-    ds = parser.get_parsed_content("validate#dataset")
+    overrides = {
+        "dataset_dir": str(tmp_path),
+        "spatial_size": [16, 16, 8],
+        "validate#dataset#dir": str(tmp_path / "test"),
+        "validate#dataset#sample_image_in_group": False,
+    }
+    ds = parse_bundle_config(BUNDLE, ["train.json"], overrides).get_parsed_content("validate#dataset")
     assert len(ds.pairs(0)) == 3 * 2 + 2 * 1  # unconstrained: sum n(n-1)
     item = ds[0]
     assert item["moving_image"].shape == (1, 16, 16, 8)
@@ -129,43 +120,11 @@ def test_train_evaluate_inference_smoke(tmp_path):
         for patient in _patients(split)[:n]:
             shutil.copytree(patient, data / split / "images" / patient.name)
     _fake_h5(data / "h5val", {1: 3})
-    common = {"bundle_root": str(BUNDLE), "dataset_dir": str(data), "output_dir": str(tmp_path / "runs")}
-    run(
-        "training",
-        config_file=str(CONFIGS / "train.json"),
-        meta_file=str(CONFIGS / "metadata.json"),
-        logging_file=str(CONFIGS / "logging.conf"),
-        spatial_size=[32, 32, 16],
-        max_epochs=1,
-        val_interval=1,
-        num_workers=0,
-        batch_size=2,
-        **common,
-    )
-    model_path = tmp_path / "runs" / "model.pt"
-    assert model_path.is_file() and torch.load(model_path, weights_only=True)
-    run(
-        "evaluating",
-        config_file=[str(CONFIGS / "train.json"), str(CONFIGS / "evaluate.json")],
-        meta_file=str(CONFIGS / "metadata.json"),
-        spatial_size=[32, 32, 16],
-        eval_split="h5val",  # the DeepReg H5 layout through the evaluation config
-        ckpt_path=str(model_path),
-        **common,
-    )
-    metrics = (tmp_path / "runs" / "eval" / "metrics.csv").read_text()
+    runs = tmp_path / "runs"
+    model_path = run_bundle_training(BUNDLE, data, runs, spatial_size=[32, 32, 16], batch_size=2)
+    # the DeepReg H5 layout through the evaluation config
+    metrics = run_bundle_evaluation(BUNDLE, data, runs, model_path, spatial_size=[32, 32, 16], eval_split="h5val")
     assert "val_mean_dice" in metrics and "val_centroid_distance_mm" in metrics
     pair = json.loads((DATA / "test" / "pairs.json").read_text())[0]
-    pairs = [{k: str(DATA / "test" / v) for k, v in pair.items()}]
-    (tmp_path / "pairs.json").write_text(json.dumps(pairs))
-    out = tmp_path / "inference"
-    run(
-        "inference",
-        config_file=str(CONFIGS / "inference.json"),
-        bundle_root=str(BUNDLE),
-        pairs_file=str(tmp_path / "pairs.json"),
-        output_dir=str(out),
-        device="$torch.device('cpu')",
-    )
-    assert (out / "pair_000" / "ddf.nii.gz").is_file()
-    assert "dice_label0_after" in (out / "summary.csv").read_text()
+    pairs_file = write_absolute_pairs([pair], DATA / "test", tmp_path / "pairs.json", keep=())
+    assert "dice_label0_after" in run_bundle_inference(BUNDLE, tmp_path / "inference", pairs_file)

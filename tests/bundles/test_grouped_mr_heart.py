@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -11,26 +10,25 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from monai.bundle import run, verify_net_in_out
 
 from monai_reg_ext.data import GroupedDataset
+from tests.helpers import (
+    BUNDLES_DIR,
+    load_bundle_script,
+    run_bundle_evaluation,
+    run_bundle_inference,
+    run_bundle_training,
+    verify_bundle_net_in_out,
+    write_absolute_pairs,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-BUNDLE = ROOT / "bundles" / "grouped_mr_heart"
-CONFIGS = BUNDLE / "configs"
+BUNDLE = BUNDLES_DIR / "grouped_mr_heart"
 DATA = BUNDLE / "data"
-
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(f"gmh_{name}", BUNDLE / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_shipped_data_matches_manifest_and_layout():
     manifest = json.loads((DATA / "manifest.json").read_text())
-    mk = _script("make_demo_data")
+    mk = load_bundle_script(BUNDLE, "make_demo_data")
     for rel, sha in manifest["files"].items():
         assert mk.sha256_file(DATA / rel) == sha, rel
     ds = GroupedDataset(DATA / "phantom3d" / "test", sample_image_in_group=False, labeled=True, sample_label="all",
@@ -51,7 +49,7 @@ def test_shipped_data_matches_manifest_and_layout():
 
 
 def test_phantom_contrasts_differ_between_sequences():
-    mk = _script("make_demo_data")
+    mk = load_bundle_script(BUNDLE, "make_demo_data")
     p = {**mk.DEFAULTS, "shape": [32, 32, 8], "spacing": [5.0, 5.0, 12.0]}
     out = mk.render_patient(7, p)
     assert set(out) == {"C0", "DE", "T2"}
@@ -78,7 +76,7 @@ def _fake_myops(root: Path, ids=(101, 102, 103, 104), gd=True) -> Path:
 
 
 def test_myops_layout_prepare_then_load(tmp_path):
-    prep = _script("prepare_myops2020")
+    prep = load_bundle_script(BUNDLE, "prepare_myops2020")
     src = _fake_myops(tmp_path / "myops")
     counts = prep.prepare(str(src), str(tmp_path / "out"), n_val=1, n_test=1)
     assert counts == {"train": 2, "val": 1, "test": 1}
@@ -93,7 +91,7 @@ def test_myops_layout_prepare_then_load(tmp_path):
 
 
 def test_myops_bad_layouts(tmp_path):
-    prep = _script("prepare_myops2020")
+    prep = load_bundle_script(BUNDLE, "prepare_myops2020")
     with pytest.raises(FileNotFoundError, match="myops_training"):
         prep.prepare(str(tmp_path), str(tmp_path / "o"))
     src = _fake_myops(tmp_path / "m", ids=(1, 2, 3, 4))
@@ -108,8 +106,7 @@ def test_myops_bad_layouts(tmp_path):
 
 
 def test_network_in_out():
-    verify_net_in_out(net_id="backbone_def", meta_file=str(CONFIGS / "metadata.json"),
-                      config_file=str(CONFIGS / "inference.json"), bundle_root=str(BUNDLE))  # fmt: skip
+    verify_bundle_net_in_out(BUNDLE)
 
 
 def _tiny_grouped(root: Path, part: str, n: int) -> Path:
@@ -130,27 +127,17 @@ def _tiny_grouped(root: Path, part: str, n: int) -> Path:
     ids=["3d_phantom", "2d_cine"],
 )
 def test_train_evaluate_smoke(part, dims, size, extra, tmp_path):
-    data = _tiny_grouped(tmp_path / "data", part, 2)
-    common = {"bundle_root": str(BUNDLE), "dataset_dir": str(data), "output_dir": str(tmp_path / "runs"),
-              "spatial_dims": dims, "spatial_size": size, **extra}  # fmt: skip
-    run("training", config_file=str(CONFIGS / "train.json"), meta_file=str(CONFIGS / "metadata.json"),
-        logging_file=str(CONFIGS / "logging.conf"), max_epochs=1, val_interval=1, num_workers=0, batch_size=1,
-        **common)  # fmt: skip
-    model_path = tmp_path / "runs" / "model.pt"
+    data, runs = _tiny_grouped(tmp_path / "data", part, 2), tmp_path / "runs"
+    common = {"spatial_dims": dims, "spatial_size": size, **extra}
+    model_path = run_bundle_training(BUNDLE, data, runs, **common)
     state = torch.load(model_path, weights_only=True)
     assert any(v.ndim == dims + 2 for v in state.values())  # conv kernels of the requested dimension
-    run("evaluating", config_file=[str(CONFIGS / "train.json"), str(CONFIGS / "evaluate.json")],
-        meta_file=str(CONFIGS / "metadata.json"), eval_split="val", ckpt_path=str(model_path), **common)  # fmt: skip
-    metrics = (tmp_path / "runs" / "eval" / "metrics.csv").read_text()
+    metrics = run_bundle_evaluation(BUNDLE, data, runs, model_path, eval_split="val", **common)
     assert "val_gmi" in metrics and ("val_mean_dice" in metrics) == (dims == 3)
 
 
 def test_inference_smoke(tmp_path):
-    pairs = json.loads((DATA / "phantom3d" / "test" / "pairs.json").read_text())[:1]
     base = DATA / "phantom3d" / "test"
-    (tmp_path / "pairs.json").write_text(json.dumps([{k: str(base / v) for k, v in pairs[0].items()}]))
-    out = tmp_path / "inference"
-    run("inference", config_file=str(CONFIGS / "inference.json"), bundle_root=str(BUNDLE),
-        pairs_file=str(tmp_path / "pairs.json"), output_dir=str(out), device="$torch.device('cpu')")  # fmt: skip
-    assert (out / "pair_000" / "ddf.nii.gz").is_file()
-    assert "dice_label0_after" in (out / "summary.csv").read_text()
+    pairs = json.loads((base / "pairs.json").read_text())[:1]
+    pairs_file = write_absolute_pairs(pairs, base, tmp_path / "pairs.json", keep=())
+    assert "dice_label0_after" in run_bundle_inference(BUNDLE, tmp_path / "inference", pairs_file)

@@ -4,29 +4,28 @@ inference through the real configs (2D, real echocardiography cine)."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import shutil
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from monai.bundle import run, verify_metadata, verify_net_in_out
 
-ROOT = Path(__file__).resolve().parents[2]
-BUNDLE = ROOT / "bundles" / "grouped_us_echo_2d"
-CONFIGS = BUNDLE / "configs"
+from tests.helpers import (
+    BUNDLES_DIR,
+    check_shipped_weights,
+    load_bundle_script,
+    run_bundle_evaluation,
+    run_bundle_inference,
+    run_bundle_training,
+    verify_bundle_metadata,
+    verify_bundle_net_in_out,
+    write_example_pairs,
+)
+
+BUNDLE = BUNDLES_DIR / "grouped_us_echo_2d"
 DATA = BUNDLE / "data"
-SCHEMA = ROOT.parent / "shared" / "reference" / "monai_meta_schema_20240725.json"
-
-
-def _load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f"echo_{name}", BUNDLE / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +39,7 @@ def tiny_data(tmp_path_factory):
                 dst = root / split / "images" / group.name / frame.name
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(frame, dst)
-    pairs = [{"moving": str(DATA / "example" / "moving.nii.gz"), "fixed": str(DATA / "example" / "fixed.nii.gz")}]
-    (root / "pairs.json").write_text(json.dumps(pairs))
+    write_example_pairs(DATA / "example", root / "pairs.json", keys=("moving", "fixed"))
     return root
 
 
@@ -68,31 +66,19 @@ def test_data_layout_shapes_and_manifest():
 
 
 def test_metadata_is_valid():
-    if not SCHEMA.is_file():
-        pytest.skip(f"MONAI's metadata schema is not at {SCHEMA} (it cannot be downloaded here)")
-    verify_metadata(meta_file=str(CONFIGS / "metadata.json"), filepath=str(SCHEMA))
+    verify_bundle_metadata(BUNDLE)
 
 
 def test_network_in_out():
-    verify_net_in_out(
-        net_id="backbone_def",
-        meta_file=str(CONFIGS / "metadata.json"),
-        config_file=str(CONFIGS / "inference.json"),
-        bundle_root=str(BUNDLE),
-    )
+    verify_bundle_net_in_out(BUNDLE)
 
 
 def test_shipped_weights_load_safely():
-    state = torch.load(BUNDLE / "models" / "model.pt", weights_only=True)
-    assert all(isinstance(v, torch.Tensor) for v in state.values())
-    from monai_reg_ext.bundle import load_bundle
-
-    model = load_bundle(BUNDLE)
-    assert model.spatial_size == (96, 128)
+    check_shipped_weights(BUNDLE, (96, 128))
 
 
 def test_cycle_helper_known_cases():
-    ev = _load_script("evaluate_echo")
+    ev = load_bundle_script(BUNDLE, "evaluate_echo")
     zero = torch.zeros(1, 2, 16, 20)
     assert float(ev.cycle_residual([zero, zero, zero])) == 0.0
     # a constant shift and its opposite cancel exactly; shifts along different axes add up
@@ -117,43 +103,13 @@ def test_cycle_helper_known_cases():
 
 
 def test_train_evaluate_inference_smoke(tiny_data, tmp_path):
-    common = {"bundle_root": str(BUNDLE), "dataset_dir": str(tiny_data), "output_dir": str(tmp_path / "runs")}
-    run(
-        "training",
-        config_file=str(CONFIGS / "train.json"),
-        meta_file=str(CONFIGS / "metadata.json"),
-        logging_file=str(CONFIGS / "logging.conf"),
-        max_epochs=1,
-        val_interval=1,
-        num_workers=0,
-        batch_size=2,
-        **common,
-    )
-    model_path = tmp_path / "runs" / "model.pt"
-    assert model_path.is_file()
-    assert torch.load(model_path, weights_only=True)
-    run(
-        "evaluating",
-        config_file=[str(CONFIGS / "train.json"), str(CONFIGS / "evaluate.json")],
-        meta_file=str(CONFIGS / "metadata.json"),
-        eval_split="val",
-        ckpt_path=str(model_path),
-        **common,
-    )
-    metrics = (tmp_path / "runs" / "eval" / "metrics.csv").read_text()
+    runs = tmp_path / "runs"
+    model_path = run_bundle_training(BUNDLE, tiny_data, runs, batch_size=2)
+    metrics = run_bundle_evaluation(BUNDLE, tiny_data, runs, model_path, eval_split="val")
     assert "val_lncc" in metrics and "val_folding_fraction" in metrics
 
 
 def test_inference_config(tiny_data, tmp_path):
     """inference.json -> monai_reg_ext.cli.predict on a 2D NIfTI pair (the shipped example, frames 96 -> 102)."""
-    out = tmp_path / "inference"
-    run(
-        "inference",
-        config_file=str(CONFIGS / "inference.json"),
-        bundle_root=str(BUNDLE),
-        pairs_file=str(tiny_data / "pairs.json"),
-        output_dir=str(out),
-        device="$torch.device('cpu')",
-    )
-    assert (out / "pair_000" / "ddf.nii.gz").is_file() and (out / "summary.csv").is_file()
-    assert "folding_fraction" in (out / "summary.csv").read_text()
+    summary = run_bundle_inference(BUNDLE, tmp_path / "inference", tiny_data / "pairs.json")
+    assert "folding_fraction" in summary

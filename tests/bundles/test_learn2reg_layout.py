@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import nibabel as nib
@@ -10,21 +9,11 @@ import numpy as np
 import pytest
 
 from monai_reg_ext.data import UnpairedDataset
-
-SCRIPT = (
-    Path(__file__).resolve().parents[2]
-    / "bundles"
-    / "unpaired_mr_brain"
-    / "scripts"
-    / "prepare_learn2reg_hippocampus.py"
-)
+from tests.helpers import BUNDLES_DIR, load_bundle_script
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("prepare_l2r", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bundle_script(BUNDLES_DIR / "unpaired_mr_brain", "prepare_learn2reg_hippocampus")
 
 
 def fake_learn2reg(root: Path, ids=(1, 2, 3, 311, 312, 313)) -> Path:

@@ -6,7 +6,6 @@ Shipped-data tests skip when ``bundles/paired_mrus_brain/data`` has not been gen
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import zipfile
@@ -16,32 +15,31 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from monai.bundle import run, verify_metadata, verify_net_in_out
 
 from monai_reg_ext.data.mni_template import MNI_FILES
 from monai_reg_ext.io import read_landmarks
 from monai_reg_ext.metrics import landmark_tre
-from tests.helpers import run_two_process_training
+from tests.helpers import (
+    BUNDLES_DIR,
+    check_shipped_weights,
+    load_bundle_script,
+    run_bundle_evaluation,
+    run_bundle_inference,
+    run_bundle_training,
+    run_two_process_training,
+    verify_bundle_metadata,
+    verify_bundle_net_in_out,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-BUNDLE = ROOT / "bundles" / "paired_mrus_brain"
-CONFIGS = BUNDLE / "configs"
+BUNDLE = BUNDLES_DIR / "paired_mrus_brain"
 DATA = BUNDLE / "data"
-SCHEMA = ROOT.parent / "shared" / "reference" / "monai_meta_schema_20240725.json"
 
 needs_data = pytest.mark.skipif(not (DATA / "manifest.json").is_file(), reason="demo data not generated")
 
 
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(f"paired_mrus_{name}", BUNDLE / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def gen():
-    return _script("make_demo_data")
+    return load_bundle_script(BUNDLE, "make_demo_data")
 
 
 # ------------------------------------------------------------------------------------------------ brain-shift model
@@ -257,7 +255,7 @@ def _fake_resect(root: Path, cases=(1, 2, 3, 4, 12)) -> Path:
 
 
 def test_read_tag_file_and_errors(tmp_path):
-    prep = _script("prepare_easy_resect")
+    prep = load_bundle_script(BUNDLE, "prepare_easy_resect")
     path = tmp_path / "a.tag"
     path.write_text(TAG.format(n=1))
     mr, us = prep.read_tag_file(path)
@@ -275,7 +273,7 @@ def test_read_tag_file_and_errors(tmp_path):
 
 
 def test_prepare_easy_resect_on_a_fake_copy(tmp_path):
-    prep = _script("prepare_easy_resect")
+    prep = load_bundle_script(BUNDLE, "prepare_easy_resect")
     src = _fake_resect(tmp_path / "src")
     archive = tmp_path / "EASY-RESECT.zip"
     with zipfile.ZipFile(archive, "w") as zf:
@@ -312,7 +310,7 @@ def test_prepare_easy_resect_on_a_fake_copy(tmp_path):
 
 
 def test_prepare_easy_resect_errors(tmp_path):
-    prep = _script("prepare_easy_resect")
+    prep = load_bundle_script(BUNDLE, "prepare_easy_resect")
     with pytest.raises(ValueError, match="--source"):
         prep.prepare(tmp_path / "missing.zip", tmp_path / "out")
     src = _fake_resect(tmp_path / "src", cases=(1,))
@@ -323,30 +321,21 @@ def test_prepare_easy_resect_errors(tmp_path):
 
 # --------------------------------------------------------------------------------------------- metadata and network
 def test_metadata_is_valid():
-    if not SCHEMA.is_file():
-        pytest.skip(f"MONAI's metadata schema is not at {SCHEMA} (it cannot be downloaded here)")
-    verify_metadata(meta_file=str(CONFIGS / "metadata.json"), filepath=str(SCHEMA))
+    verify_bundle_metadata(BUNDLE)
 
 
 def test_network_in_out():
-    verify_net_in_out(
-        net_id="backbone_def", meta_file=str(CONFIGS / "metadata.json"), config_file=str(CONFIGS / "inference.json")
-    )
+    verify_bundle_net_in_out(BUNDLE)
 
 
 def test_shipped_weights_load_safely():
-    state = torch.load(BUNDLE / "models" / "model.pt", weights_only=True)
-    assert all(isinstance(v, torch.Tensor) for v in state.values())
-    from monai_reg_ext.bundle import load_bundle
-
-    model = load_bundle(BUNDLE)
-    assert model.spatial_size == (40, 48, 40)
+    check_shipped_weights(BUNDLE, (40, 48, 40))
 
 
 @needs_data
 def test_evaluate_results_on_one_held_out_pair(tmp_path):
     """The results script's TRE before registration equals the generator's baseline; the network's TRE is finite."""
-    ev = _script("evaluate_results")
+    ev = load_bundle_script(BUNDLE, "evaluate_results")
     from monai_reg_ext.bundle import load_bundle
 
     pair = json.loads((DATA / "test" / "pairs.json").read_text())[0]
@@ -371,58 +360,16 @@ def tiny_data(tiny_generated, tmp_path_factory):
 
 
 def test_train_evaluate_inference_smoke(tiny_data, tmp_path):
-    common = {"bundle_root": str(BUNDLE), "dataset_dir": str(tiny_data), "output_dir": str(tmp_path / "runs")}
-    run(
-        "training",
-        config_file=str(CONFIGS / "train.json"),
-        meta_file=str(CONFIGS / "metadata.json"),
-        logging_file=str(CONFIGS / "logging.conf"),
-        spatial_size=[16, 16, 16],
-        max_epochs=1,
-        val_interval=1,
-        num_workers=0,
-        batch_size=1,
-        **common,
-    )
-    model_path = tmp_path / "runs" / "model.pt"
-    assert model_path.is_file() and torch.load(model_path, weights_only=True)
-    assert (tmp_path / "runs" / "best_model.pt").is_file()
-    run(
-        "evaluating",
-        config_file=[str(CONFIGS / "train.json"), str(CONFIGS / "evaluate.json")],
-        meta_file=str(CONFIGS / "metadata.json"),
-        spatial_size=[16, 16, 16],
-        eval_split="test",
-        ckpt_path=str(model_path),
-        **common,
-    )
-    assert "val_lncc" in (tmp_path / "runs" / "eval" / "metrics.csv").read_text()
-    out = tmp_path / "inference"
-    run(
-        "inference",
-        config_file=str(CONFIGS / "inference.json"),
-        bundle_root=str(BUNDLE),
-        pairs_file=str(tiny_data / "test" / "pairs.json"),
-        output_dir=str(out),
-        device="$torch.device('cpu')",
-    )
-    assert (out / "pair_000" / "ddf.nii.gz").is_file() and (out / "summary.csv").is_file()
+    runs = tmp_path / "runs"
+    model_path = run_bundle_training(BUNDLE, tiny_data, runs, spatial_size=[16, 16, 16])
+    assert (runs / "best_model.pt").is_file()
+    metrics = run_bundle_evaluation(BUNDLE, tiny_data, runs, model_path, spatial_size=[16, 16, 16], eval_split="test")
+    assert "val_lncc" in metrics
+    run_bundle_inference(BUNDLE, tmp_path / "inference", tiny_data / "test" / "pairs.json")
 
 
 @pytest.mark.slow
 def test_two_process_training_on_cpu(tiny_data, tmp_path):
     """torch.distributed data-parallel training (gloo, 2 CPU processes) through multi_gpu_train.json."""
-    run_two_process_training(
-        BUNDLE,
-        ["train.json"],
-        tiny_data,
-        tmp_path / "runs",
-        "--spatial_size",
-        "[16,16,16]",
-        "--max_epochs",
-        "1",
-        "--val_interval",
-        "1",
-        "--batch_size",
-        "1",
-    )
+    overrides = {"spatial_size": [16, 16, 16], "max_epochs": 1}
+    run_two_process_training(BUNDLE, ["train.json"], tiny_data, tmp_path / "runs", **overrides)

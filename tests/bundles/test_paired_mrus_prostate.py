@@ -2,31 +2,27 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
-from monai.bundle import run, verify_metadata, verify_net_in_out
 
-ROOT = Path(__file__).resolve().parents[2]
-BUNDLE = ROOT / "bundles" / "paired_mrus_prostate"
-CONFIGS = BUNDLE / "configs"
-SCHEMA = ROOT.parent / "shared" / "reference" / "monai_meta_schema_20240725.json"
+from tests.helpers import (
+    BUNDLES_DIR,
+    check_shipped_weights,
+    load_bundle_script,
+    run_bundle_evaluation,
+    run_bundle_inference,
+    run_bundle_training,
+    verify_bundle_metadata,
+    verify_bundle_net_in_out,
+    write_absolute_pairs,
+)
+
+BUNDLE = BUNDLES_DIR / "paired_mrus_prostate"
 FOLDERS = ("moving_images", "fixed_images", "moving_labels", "fixed_labels")
-
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(f"paired_mrus_{name}", BUNDLE / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -43,23 +39,15 @@ def tiny_parts(tmp_path_factory):
 
 
 def test_metadata_is_valid():
-    if not SCHEMA.is_file():
-        pytest.skip(f"MONAI's metadata schema is not at {SCHEMA} (it cannot be downloaded here)")
-    verify_metadata(meta_file=str(CONFIGS / "metadata.json"), filepath=str(SCHEMA))
+    verify_bundle_metadata(BUNDLE)
 
 
 def test_network_in_out():
-    verify_net_in_out(
-        net_id="backbone_def", meta_file=str(CONFIGS / "metadata.json"), config_file=str(CONFIGS / "inference.json")
-    )
+    verify_bundle_net_in_out(BUNDLE)
 
 
 def test_shipped_weights_load_safely():
-    state = torch.load(BUNDLE / "models" / "model.pt", weights_only=True)
-    assert all(isinstance(v, torch.Tensor) for v in state.values())
-    from monai_reg_ext.bundle import load_bundle
-
-    assert load_bundle(BUNDLE).spatial_size == (16, 24, 16)
+    check_shipped_weights(BUNDLE, (16, 24, 16))
 
 
 def test_shipped_data_layout_shapes_and_landmarks():
@@ -80,7 +68,7 @@ def test_shipped_data_layout_shapes_and_landmarks():
         assert tz.sum() > 100 and bool((tz & ~gland).sum() < 0.02 * tz.sum())
     pairs = json.loads((BUNDLE / "data" / "test_pairs.json").read_text())
     assert len(pairs) == 6 and {p["moving"].split("/")[0] for p in pairs} == {"part09", "part10"}
-    gen = _script("make_demo_data")
+    gen = load_bundle_script(BUNDLE, "make_demo_data")
     case = gen.random_case(gen.DEFAULTS["seed"] * 1000 + 9, gen.DEFAULTS)
     x = case.landmarks()
     y = case.inverse_points(x)
@@ -92,7 +80,7 @@ def test_shipped_data_layout_shapes_and_landmarks():
 
 def test_prepare_original_layout(tmp_path):
     """DeepReg's flat mrus layout (4 folders, 4D labels) is split into parts by index modulo 11."""
-    prep = _script("prepare_mrus_prostate")
+    prep = load_bundle_script(BUNDLE, "prepare_mrus_prostate")
     src = tmp_path / "example-data-mrus"
     shapes = {"moving": (69, 69, 64), "fixed": (47, 63, 44)}
     for i in range(13):
@@ -127,64 +115,25 @@ def test_prepare_original_layout(tmp_path):
 
 
 def test_train_evaluate_inference_smoke(tiny_parts, tmp_path):
-    common = {"bundle_root": str(BUNDLE), "dataset_dir": str(tiny_parts), "output_dir": str(tmp_path / "runs")}
-    run(
-        "training",
-        config_file=str(CONFIGS / "train.json"),
-        meta_file=str(CONFIGS / "metadata.json"),
-        logging_file=str(CONFIGS / "logging.conf"),
-        spatial_size=[16, 24, 16],
-        moving_spatial_size=[24, 24, 24],
-        train_parts=[0],
-        val_parts=[8],
-        test_parts=[9],
-        max_epochs=1,
-        val_interval=1,
-        num_workers=0,
-        batch_size=1,
-        **common,
-    )
-    model_path = tmp_path / "runs" / "model.pt"
-    assert torch.load(model_path, weights_only=True)
-    run(
-        "evaluating",
-        config_file=[str(CONFIGS / "train.json"), str(CONFIGS / "evaluate.json")],
-        meta_file=str(CONFIGS / "metadata.json"),
-        spatial_size=[16, 24, 16],
-        moving_spatial_size=[24, 24, 24],
-        test_parts=[9],
-        ckpt_path=str(model_path),
-        **common,
-    )
-    metrics = (tmp_path / "runs" / "eval" / "metrics.csv").read_text()
+    runs, grids = tmp_path / "runs", {"spatial_size": [16, 24, 16], "moving_spatial_size": [24, 24, 24]}
+    model_path = run_bundle_training(BUNDLE, tiny_parts, runs, train_parts=[0], val_parts=[8], test_parts=[9], **grids)
+    metrics = run_bundle_evaluation(BUNDLE, tiny_parts, runs, model_path, test_parts=[9], **grids)
     assert "val_mean_dice" in metrics
-    out = tmp_path / "inference"
     pairs = json.loads((BUNDLE / "data" / "test_pairs.json").read_text())[:1]
-    pairs = [{k: str(BUNDLE / "data" / v) if k != "name" else v for k, v in p.items()} for p in pairs]
-    (tmp_path / "pairs.json").write_text(json.dumps(pairs))
-    run(
-        "inference",
-        config_file=str(CONFIGS / "inference.json"),
-        bundle_root=str(BUNDLE),
-        pairs_file=str(tmp_path / "pairs.json"),
-        output_dir=str(out),
-        device="$torch.device('cpu')",
-    )
-    summary = (out / "summary.csv").read_text()
-    assert (out / "pair_000" / "ddf.nii.gz").is_file() and "dice_label1_after" in summary
+    pairs_file = write_absolute_pairs(pairs, BUNDLE / "data", tmp_path / "pairs.json")
+    assert "dice_label1_after" in run_bundle_inference(BUNDLE, tmp_path / "inference", pairs_file)
 
 
 def test_results_script_on_one_pair(tmp_path):
     """scripts/evaluate_results.py: before/after Dice and TRE with the shipped weights, written as JSON + MD + PNG."""
-    ev = _script("evaluate_results")
+    ev = load_bundle_script(BUNDLE, "evaluate_results")
     pairs = json.loads((BUNDLE / "data" / "test_pairs.json").read_text())[:1]
-    abs_pairs = [{k: str(BUNDLE / "data" / v) if k != "name" else v for k, v in p.items()} for p in pairs]
-    (tmp_path / "pairs.json").write_text(json.dumps(abs_pairs))
-    res = ev.evaluate(pairs=str(tmp_path / "pairs.json"), output=str(tmp_path / "res"))
+    pairs_file = write_absolute_pairs(pairs, BUNDLE / "data", tmp_path / "pairs.json")
+    res = ev.evaluate(pairs=str(pairs_file), output=str(tmp_path / "res"))
     row = res["pairs"][0]
     assert 0.3 < row["dice_gland_before"] < 1 and 0 <= row["folding_fraction"] < 0.05
     # the probe deformation and misalignment are several mm; the generator's own no-registration TRE of this case
-    gen = _script("make_demo_data")
+    gen = load_bundle_script(BUNDLE, "make_demo_data")
     moving = json.loads((BUNDLE / "data" / pairs[0]["moving_landmarks"]).read_text())["points"]
     fixed = json.loads((BUNDLE / "data" / pairs[0]["fixed_landmarks"]).read_text())["points"]
     expected = float(np.linalg.norm(np.asarray(moving) - np.asarray(fixed), axis=1).mean())
@@ -195,5 +144,5 @@ def test_results_script_on_one_pair(tmp_path):
 
 @pytest.mark.slow
 def test_demo_data_regenerates_byte_for_byte():
-    gen = _script("make_demo_data")
+    gen = load_bundle_script(BUNDLE, "make_demo_data")
     assert gen.check(BUNDLE / "data", verbose=False)

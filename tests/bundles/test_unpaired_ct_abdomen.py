@@ -4,27 +4,37 @@ train / evaluate / inference through the real configs."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import os
-import shutil
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from monai.bundle import ConfigParser, run, verify_metadata, verify_net_in_out
+from monai.bundle import ConfigParser
 
 from monai_reg_ext.data import UnpairedDataset
 from monai_reg_ext.data.manifest import sha256_file
-from tests.helpers import run_two_process_training
+from tests.helpers import (
+    BUNDLES_DIR,
+    PAIR_KEYS,
+    REPO_ROOT,
+    check_shipped_weights,
+    load_bundle_script,
+    make_tiny_dataset,
+    parse_bundle_config,
+    run_bundle_evaluation,
+    run_bundle_inference,
+    run_bundle_training,
+    run_two_process_training,
+    verify_bundle_metadata,
+    verify_bundle_net_in_out,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-BUNDLE = ROOT / "bundles" / "unpaired_ct_abdomen"
+BUNDLE = BUNDLES_DIR / "unpaired_ct_abdomen"
 CONFIGS = BUNDLE / "configs"
 DATA = BUNDLE / "data"
-SCHEMA = ROOT.parent / "shared" / "reference" / "monai_meta_schema_20240725.json"
 ORGANS = ("liver", "spleen", "stomach", "pancreas")
 WEIGHTS = {
     "combined": "models/model.pt",
@@ -39,52 +49,28 @@ LOSS_WEIGHTS = {
 }
 
 
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(f"abdomen_{name}", BUNDLE / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _config_files(variant: str) -> list[str]:
-    files = [str(CONFIGS / "train.json")]
-    return files if variant == "combined" else [*files, str(CONFIGS / f"{variant}.json")]
+def _config_names(variant: str) -> list[str]:
+    """The training configs of a variant: ``train.json``, then the variant's override unless it is the default."""
+    return ["train.json"] if variant == "combined" else ["train.json", f"{variant}.json"]
 
 
 def _parser(variant: str) -> ConfigParser:
-    parser = ConfigParser()
-    parser.read_config(_config_files(variant))
-    parser["bundle_root"] = str(BUNDLE)
-    return parser
+    return parse_bundle_config(BUNDLE, _config_names(variant))
 
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
     """Two training and two validation subjects of the shipped data, plus a pairs file of the example pair."""
-    root = tmp_path_factory.mktemp("abdomen")
-    for split in ("train", "val"):
-        for sub in ("images", "labels"):
-            (root / split / sub).mkdir(parents=True)
-            for i in range(2):
-                name = f"subject_{i:03d}.nii.gz"
-                shutil.copy(DATA / split / sub / name, root / split / sub / name)
-    example = DATA / "example"
-    pairs = [{key: str(example / f"{key}.nii.gz") for key in ("moving", "fixed", "moving_label", "fixed_label")}]
-    (root / "pairs.json").write_text(json.dumps(pairs))
-    return root
+    return make_tiny_dataset(DATA, tmp_path_factory.mktemp("abdomen"))
 
 
 # ------------------------------------------------------------------------------------------------ metadata and configs
 def test_metadata_is_valid():
-    if not SCHEMA.is_file():
-        pytest.skip(f"MONAI's metadata schema is not at {SCHEMA} (it cannot be downloaded here)")
-    verify_metadata(meta_file=str(CONFIGS / "metadata.json"), filepath=str(SCHEMA))
+    verify_bundle_metadata(BUNDLE)
 
 
 def test_network_in_out():
-    verify_net_in_out(
-        net_id="backbone_def", meta_file=str(CONFIGS / "metadata.json"), config_file=str(CONFIGS / "inference.json")
-    )
+    verify_bundle_net_in_out(BUNDLE)
 
 
 @pytest.mark.parametrize("variant", sorted(LOSS_WEIGHTS))
@@ -118,12 +104,7 @@ def test_multi_gpu_config_only_overrides_distribution():
 # ------------------------------------------------------------------------------------------------------------ weights
 @pytest.mark.parametrize("variant", sorted(WEIGHTS))
 def test_shipped_weights_load_safely_and_predict(variant):
-    from monai_reg_ext.bundle import load_bundle
-
-    state = torch.load(BUNDLE / WEIGHTS[variant], weights_only=True)
-    assert state and all(isinstance(v, torch.Tensor) for v in state.values())
-    model = load_bundle(BUNDLE, weights=BUNDLE / WEIGHTS[variant])
-    assert model.spatial_size == (72, 56, 40)
+    check_shipped_weights(BUNDLE, (72, 56, 40), Path(WEIGHTS[variant]).relative_to("models"))
 
 
 def test_the_three_weights_differ():
@@ -219,7 +200,7 @@ def test_test_and_slab_pairs_load_through_the_unpaired_dataset():
     assert len(pairs) == 12 and len({(p["moving"], p["fixed"]) for p in pairs}) == 12
     ds = UnpairedDataset(DATA / "test", labeled=True, shuffle=False, sample_label="all")
     assert len(ds) == 2
-    slab = {k: _load(DATA / "slab" / f"{k}.nii.gz")[0] for k in ("moving", "fixed", "moving_label", "fixed_label")}
+    slab = {k: _load(DATA / "slab" / f"{k}.nii.gz")[0] for k in PAIR_KEYS}
     assert slab["moving"].shape == slab["fixed"].shape == (72, 56, 8)
     assert slab["fixed_label"].shape == (72, 56, 8, 4)
     # liver, spleen and stomach are present in both real patients' slabs
@@ -228,7 +209,7 @@ def test_test_and_slab_pairs_load_through_the_unpaired_dataset():
 
 
 def test_organ_ids_are_read_from_totalsegmentator_class_map():
-    make = _script("make_demo_data")
+    make = load_bundle_script(BUNDLE, "make_demo_data")
     src = 'class_map = {\n  "total": {1: "spleen", 5: "liver", 6: "stomach", 7: "pancreas"},\n  "other": {}}\n'
     assert make.organ_ids(src) == {"liver": 5, "spleen": 1, "stomach": 6, "pancreas": 7}
     with pytest.raises(ValueError, match="has no \\['pancreas'\\]"):
@@ -238,7 +219,7 @@ def test_organ_ids_are_read_from_totalsegmentator_class_map():
 
 
 def test_make_demo_data_rejects_a_wrong_source(tmp_path):
-    make = _script("make_demo_data")
+    make = load_bundle_script(BUNDLE, "make_demo_data")
     with pytest.raises(ValueError, match="TotalSegmentator 2.18.0 sdist"):
         make.load_source(tmp_path)
 
@@ -246,8 +227,8 @@ def test_make_demo_data_rejects_a_wrong_source(tmp_path):
 def _ts_source() -> Path | None:
     for candidate in (
         os.environ.get("TOTALSEGMENTATOR_SDIST"),
-        ROOT / "downloads" / "ts" / "totalsegmentator-2.18.0.tar.gz",
-        ROOT.parent / "downloads" / "ts_sdist" / "totalsegmentator-2.18.0.tar.gz",
+        REPO_ROOT / "downloads" / "ts" / "totalsegmentator-2.18.0.tar.gz",
+        REPO_ROOT.parent / "downloads" / "ts_sdist" / "totalsegmentator-2.18.0.tar.gz",
     ):
         if candidate and Path(candidate).exists():
             return Path(candidate)
@@ -259,7 +240,7 @@ def test_make_demo_data_reproduces_the_shipped_files():
     source = _ts_source()
     if source is None:
         pytest.skip("TotalSegmentator 2.18.0 sdist not found (set TOTALSEGMENTATOR_SDIST)")
-    assert _script("make_demo_data").check(source, DATA, verbose=True)
+    assert load_bundle_script(BUNDLE, "make_demo_data").check(source, DATA, verbose=True)
 
 
 # ------------------------------------------------------------------------------------------- original data (Learn2Reg)
@@ -279,7 +260,7 @@ def _fake_abdct(root: Path, n: int = 7) -> Path:
 
 
 def test_prepare_learn2reg_abdomen_on_a_fake_copy(tmp_path):
-    prep = _script("prepare_learn2reg_abdomen")
+    prep = load_bundle_script(BUNDLE, "prepare_learn2reg_abdomen")
     src = _fake_abdct(tmp_path / "abdct")
     counts = prep.prepare(str(src), str(tmp_path / "all"))
     assert counts == {"train": 6, "val": 0, "test": 1}  # DeepReg's int(7 * 0.1) = 0, int(7 * 0.15) = 1
@@ -297,7 +278,7 @@ def test_prepare_learn2reg_abdomen_on_a_fake_copy(tmp_path):
 
 
 def test_prepare_learn2reg_abdomen_names_bad_input(tmp_path):
-    prep = _script("prepare_learn2reg_abdomen")
+    prep = load_bundle_script(BUNDLE, "prepare_learn2reg_abdomen")
     src = _fake_abdct(tmp_path / "abdct", n=2)
     bad = src / "datasets_deepreg_demo-abdct" / "dataset" / "labels" / "2.nii.gz"
     nib.save(nib.Nifti1Image(np.full((8, 8, 6), 20, np.uint8), np.eye(4)), str(bad))
@@ -320,7 +301,7 @@ def test_metadata_eval_metrics_come_from_the_results_file():
 
 
 def test_evaluate_script_on_the_slab_pair_reproduces_the_generator_baseline():
-    ev = _script("evaluate")
+    ev = load_bundle_script(BUNDLE, "evaluate")
     net = ev.build_network(BUNDLE, BUNDLE / "models" / "model.pt")
     res, first = ev.evaluate_set(ev.load_pairs(DATA / "slab", None), {"combined": net}, ev.SLAB_MEAN_ORGANS)
     manifest = json.loads((DATA / "manifest.json").read_text())
@@ -335,57 +316,21 @@ def test_evaluate_script_on_the_slab_pair_reproduces_the_generator_baseline():
 
 # ------------------------------------------------------------------------------------------------------------ smoke
 def test_train_evaluate_inference_smoke(tiny_data, tmp_path):
-    common = {"bundle_root": str(BUNDLE), "dataset_dir": str(tiny_data), "output_dir": str(tmp_path / "runs")}
-    run(
-        "training",
-        config_file=_config_files("weakly_supervised"),
-        meta_file=str(CONFIGS / "metadata.json"),
-        logging_file=str(CONFIGS / "logging.conf"),
-        spatial_size=[32, 24, 16],
-        max_epochs=1,
-        val_interval=1,
-        num_workers=0,
-        **common,
+    runs, size = tmp_path / "runs", [32, 24, 16]
+    # one variant's training (with the config's own batch size), evaluated through another variant's configs
+    train_configs = _config_names("weakly_supervised")
+    model_path = run_bundle_training(BUNDLE, tiny_data, runs, train_configs, spatial_size=size, batch_size=None)
+    eval_configs = [*_config_names("unsupervised"), "evaluate.json"]
+    metrics = run_bundle_evaluation(
+        BUNDLE, tiny_data, runs, model_path, eval_configs, eval_split="val", spatial_size=size
     )
-    model_path = tmp_path / "runs" / "model.pt"
-    assert torch.load(model_path, weights_only=True)
-    run(
-        "evaluating",
-        config_file=[*_config_files("unsupervised"), str(CONFIGS / "evaluate.json")],
-        meta_file=str(CONFIGS / "metadata.json"),
-        spatial_size=[32, 24, 16],
-        eval_split="val",
-        ckpt_path=str(model_path),
-        **common,
-    )
-    metrics = (tmp_path / "runs" / "eval" / "metrics.csv").read_text()
     assert "val_mean_dice" in metrics
-    out = tmp_path / "inference"
-    run(
-        "inference",
-        config_file=str(CONFIGS / "inference.json"),
-        bundle_root=str(BUNDLE),
-        pairs_file=str(tiny_data / "pairs.json"),
-        output_dir=str(out),
-        device="$torch.device('cpu')",
-    )
-    assert (out / "pair_000" / "ddf.nii.gz").is_file()
-    summary = (out / "summary.csv").read_text()
+    summary = run_bundle_inference(BUNDLE, tmp_path / "inference", tiny_data / "pairs.json")
     assert "dice_label3_after" in summary  # four organ channels
 
 
 @pytest.mark.slow
 def test_two_process_training_on_cpu(tiny_data, tmp_path):
     """torch.distributed data-parallel training (gloo, 2 CPU processes) through multi_gpu_train.json."""
-    run_two_process_training(
-        BUNDLE,
-        ["train.json", "unsupervised.json"],
-        tiny_data,
-        tmp_path / "runs",
-        "--spatial_size",
-        "[32,24,16]",
-        "--max_epochs",
-        "2",
-        "--val_interval",
-        "1",
-    )
+    configs, overrides = ["train.json", "unsupervised.json"], {"spatial_size": [32, 24, 16], "batch_size": None}
+    run_two_process_training(BUNDLE, configs, tiny_data, tmp_path / "runs", **overrides)  # the config's batch size

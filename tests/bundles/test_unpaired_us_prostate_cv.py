@@ -2,34 +2,32 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
-import torch
-from monai.bundle import run, verify_metadata, verify_net_in_out
 from scipy import ndimage
 
-ROOT = Path(__file__).resolve().parents[2]
-BUNDLE = ROOT / "bundles" / "unpaired_us_prostate_cv"
+from tests.helpers import (
+    BUNDLES_DIR,
+    check_shipped_weights,
+    load_bundle_script,
+    run_bundle_evaluation,
+    run_bundle_inference,
+    run_bundle_training,
+    verify_bundle_metadata,
+    verify_bundle_net_in_out,
+)
+
+BUNDLE = BUNDLES_DIR / "unpaired_us_prostate_cv"
 CONFIGS = BUNDLE / "configs"
-SCHEMA = ROOT.parent / "shared" / "reference" / "monai_meta_schema_20240725.json"
 
 
 def _script(name: str):
-    spec = importlib.util.spec_from_file_location(f"us_cv_{name}", BUNDLE / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    sys.path.insert(0, str(BUNDLE / "scripts"))
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BUNDLE / "scripts"))
-    return module
+    """The bundle's scripts import each other: load one with ``scripts/`` on ``sys.path``."""
+    return load_bundle_script(BUNDLE, name, scripts_on_path=True)
 
 
 def _subset_fold(src: Path, dst: Path, n: int) -> None:
@@ -50,23 +48,15 @@ def tiny_folds(tmp_path_factory):
 
 
 def test_metadata_is_valid():
-    if not SCHEMA.is_file():
-        pytest.skip(f"MONAI's metadata schema is not at {SCHEMA} (it cannot be downloaded here)")
-    verify_metadata(meta_file=str(CONFIGS / "metadata.json"), filepath=str(SCHEMA))
+    verify_bundle_metadata(BUNDLE)
 
 
 def test_network_in_out():
-    verify_net_in_out(
-        net_id="backbone_def", meta_file=str(CONFIGS / "metadata.json"), config_file=str(CONFIGS / "inference.json")
-    )
+    verify_bundle_net_in_out(BUNDLE)
 
 
 def test_shipped_weights_load_safely():
-    state = torch.load(BUNDLE / "models" / "model.pt", weights_only=True)
-    assert all(isinstance(v, torch.Tensor) for v in state.values())
-    from monai_reg_ext.bundle import load_bundle
-
-    assert load_bundle(BUNDLE).spatial_size == (24, 32, 32)
+    check_shipped_weights(BUNDLE, (24, 32, 32))
 
 
 def test_shipped_folds_are_unlabelled_h5_with_hidden_masks():
@@ -125,40 +115,11 @@ def test_prepare_original_layout(tmp_path):
 
 
 def test_train_evaluate_inference_smoke(tiny_folds, tmp_path):
-    common = {"bundle_root": str(BUNDLE), "dataset_dir": str(tiny_folds), "output_dir": str(tmp_path / "runs")}
+    runs = tmp_path / "runs"
     folds = {"train_folds": [0], "val_folds": [8], "test_folds": [9], "spatial_size": [16, 16, 16]}
-    run(
-        "training",
-        config_file=str(CONFIGS / "train.json"),
-        meta_file=str(CONFIGS / "metadata.json"),
-        logging_file=str(CONFIGS / "logging.conf"),
-        max_epochs=1,
-        val_interval=1,
-        num_workers=0,
-        batch_size=1,
-        **folds,
-        **common,
-    )
-    model_path = tmp_path / "runs" / "model.pt"
-    assert torch.load(model_path, weights_only=True)
-    run(
-        "evaluating",
-        config_file=[str(CONFIGS / "train.json"), str(CONFIGS / "evaluate.json")],
-        meta_file=str(CONFIGS / "metadata.json"),
-        ckpt_path=str(model_path),
-        **folds,
-        **common,
-    )
-    assert "val_lncc" in (tmp_path / "runs" / "eval" / "metrics.csv").read_text()
-    out = tmp_path / "inference"
-    run(
-        "inference",
-        config_file=str(CONFIGS / "inference.json"),
-        bundle_root=str(BUNDLE),
-        output_dir=str(out),
-        device="$torch.device('cpu')",
-    )
-    assert (out / "pair_000" / "ddf.nii.gz").is_file() and "dice_label0_after" in (out / "summary.csv").read_text()
+    model_path = run_bundle_training(BUNDLE, tiny_folds, runs, **folds)
+    assert "val_lncc" in run_bundle_evaluation(BUNDLE, tiny_folds, runs, model_path, **folds)
+    assert "dice_label0_after" in run_bundle_inference(BUNDLE, tmp_path / "inference")
 
 
 def test_results_script_on_tiny_fold(tiny_folds, tmp_path):
