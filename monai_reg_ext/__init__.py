@@ -14,6 +14,7 @@ from .spatial import (
     dvf_to_ddf,
     jacobian_determinant,
     resize_ddf,
+    resize_image,
     warp_image,
 )
 
@@ -27,6 +28,7 @@ __all__ = [
     "affine_to_ddf",
     "compose_ddf",
     "resize_ddf",
+    "resize_image",
     "jacobian_determinant",
     "ddf_voxel_to_mm",
     "ddf_mm_to_voxel",

@@ -102,6 +102,18 @@ def test_verify_net_in_out(bundle):
     verify_bundle_net_in_out(bundle, _net_id(bundle))
 
 
+@pytest.mark.parametrize("bundle", NETWORK_BUNDLES, ids=NETWORK_IDS)
+def test_inference_resizes_images_as_training(bundle):
+    """``register`` must low-pass the images before the network grid exactly when the training preprocessing did."""
+    train = json.loads((bundle / "configs" / "train.json").read_text())
+    pre = train.get("preprocessing")
+    trained = pre.get("anti_aliasing", False) if isinstance(pre, dict) else False
+    inferred = json.loads((bundle / "configs" / "inference.json").read_text()).get("anti_aliasing", False)
+    assert trained == inferred, (
+        f"{bundle.name}: train.json preprocessing anti_aliasing={trained} but inference.json anti_aliasing={inferred}"
+    )
+
+
 @pytest.mark.parametrize("bundle", BUNDLES, ids=IDS)
 def test_weights_are_tensors_only(bundle):
     for pt in sorted((bundle / "models").glob("*.pt")):

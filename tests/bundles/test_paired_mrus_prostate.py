@@ -67,7 +67,7 @@ def test_shipped_data_layout_shapes_and_landmarks():
         gland, tz = sample[key][0] > 0.5, sample[key][1] > 0.5
         assert tz.sum() > 100 and bool((tz & ~gland).sum() < 0.02 * tz.sum())
     pairs = json.loads((BUNDLE / "data" / "test_pairs.json").read_text())
-    assert len(pairs) == 6 and {p["moving"].split("/")[0] for p in pairs} == {"part09", "part10"}
+    assert len(pairs) == 18 and {p["moving"].split("/")[0] for p in pairs} == {"part09", "part10"}
     gen = load_bundle_script(BUNDLE, "make_demo_data")
     case = gen.random_case(gen.DEFAULTS["seed"] * 1000 + 9, gen.DEFAULTS)
     x = case.landmarks()

@@ -53,7 +53,7 @@ __all__ = ["DEFAULTS", "Case", "random_case", "render_case", "generate", "check"
 DEFAULTS: dict = {
     "seed": 6,
     "n_parts": 11,
-    "cases_per_part": 3,
+    "cases_per_part": 9,
     "moving_shape": [69, 69, 64],
     "fixed_shape": [47, 63, 44],
     "moving_spacing_mm": 0.8,
