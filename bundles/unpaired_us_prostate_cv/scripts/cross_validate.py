@@ -75,8 +75,9 @@ def cross_validate(
         if not weights.is_file():
             weights = runs / "model.pt"
         model = load_bundle(BUNDLE, weights=weights)
-        rows = evaluate_pairs(model.network, fold_pairs([data / f"fold{f}" for f in cfg["test_folds"]]),
-                              model.spatial_size, out / f"rotation_{r}_test_pair0.png")  # fmt: skip
+        pairs = fold_pairs([data / f"fold{f}" for f in cfg["test_folds"]])
+        figure = out / f"rotation_{r}_test_pair0.png"
+        rows = evaluate_pairs(model.network, pairs, model.spatial_size, figure, model.anti_aliasing)
         s = summarise(rows)
         per_rotation[r] = {
             "test_folds": cfg["test_folds"],

@@ -1,9 +1,10 @@
 """Held-out results of ``unpaired_us_prostate_cv``: LNCC, folding, hidden-mask Dice and time per pair, before/after.
 
 Registers every pair ``(i, j), i < j`` of the subjects in the test fold(s) (default fold 9; 6 subjects -> 15 pairs)
-with the bundle's network, on the network grid (32x48x48, the images preprocessed as in training: min-max scaling
-and linear resize), and writes ``results.json``, ``results.md`` and ``registration_<pair>.png`` (the first pair)
-into ``--output``; ``--update_metadata`` copies the means into ``configs/metadata.json`` ``eval_metrics``::
+with the bundle's network, on the network grid (the inference config's ``spatial_size``; the images preprocessed as
+in training: linear resize, anti-aliased when the config says so, and min-max scaling), and writes ``results.json``,
+``results.md`` and ``registration_<pair>.png`` (the first pair) into ``--output``; ``--update_metadata`` copies the
+means into ``configs/metadata.json`` ``eval_metrics``::
 
     OMP_NUM_THREADS=2 python bundles/unpaired_us_prostate_cv/scripts/evaluate_results.py --update_metadata True
 
@@ -55,14 +56,21 @@ def fold_pairs(fold_dirs: Sequence[str | Path]) -> list[tuple[str, str, str, str
 
 
 def evaluate_pairs(
-    network: torch.nn.Module, pairs: list[tuple[str, str, str, str]], spatial_size: Sequence[int], figure: Path | None
+    network: torch.nn.Module,
+    pairs: list[tuple[str, str, str, str]],
+    spatial_size: Sequence[int],
+    figure: Path | None,
+    anti_aliasing: bool = False,
 ) -> list[dict]:
-    """Before/after metrics of each pair (see the module docstring); draws the first pair into ``figure``."""
+    """Before/after metrics of each pair (see the module docstring); draws the first pair into ``figure``.
+
+    ``anti_aliasing`` must be the training preprocessing's (the bundle's inference config records it).
+    """
     from monai_reg_ext.metrics import folding_fraction, image_lncc, label_dice
     from monai_reg_ext.transforms import registration_preprocessing
     from monai_reg_ext.visualise import save_registration_figure
 
-    pre = registration_preprocessing(spatial_size)
+    pre = registration_preprocessing(spatial_size, anti_aliasing=anti_aliasing)
     rows = []
     network = network.eval()
     for k, (mi, fi, ml, fl) in enumerate(pairs):
@@ -114,7 +122,9 @@ def evaluate(
     folds = [int(f) for f in (folds if isinstance(folds, (list, tuple)) else [folds])]
     model = load_bundle(root, weights=weights)
     pairs = fold_pairs([data / f"fold{f}" for f in folds])
-    rows = evaluate_pairs(model.network, pairs, model.spatial_size, out / "registration_test_pair0.png")
+    rows = evaluate_pairs(
+        model.network, pairs, model.spatial_size, out / "registration_test_pair0.png", model.anti_aliasing
+    )
     summary = summarise(rows)
     results = {
         "bundle": "unpaired_us_prostate_cv",
