@@ -10,10 +10,8 @@ Usage::
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
-from pathlib import Path
 
 import fire
 import torch
@@ -23,6 +21,7 @@ from monai.data import DataLoader
 from monai_reg_ext.engines import create_trainer, prepare_registration_batch
 from monai_reg_ext.losses import GradientNormLoss, LocalNormalizedCrossCorrelationLoss, RegistrationLoss
 from monai_reg_ext.networks import RegistrationNet
+from monai_reg_ext.reporting import emit_report
 
 
 def _setup(size: int, seed: int = 0):
@@ -96,10 +95,7 @@ def main(size: int = 48, iterations: int = 10, rounds: int = 3, threads: int = 2
         "overhead_ratio": med_e / med_b,
         "torch": torch.__version__,
     }
-    print(json.dumps(report, indent=2))
-    if output:
-        Path(output).write_text(json.dumps(report, indent=2))
-    return report
+    return emit_report(report, output)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import torch
 
 from monai_reg_ext.api import register
 from monai_reg_ext.bundle import load_bundle
+from monai_reg_ext.reporting import emit_report
 
 
 def main(
@@ -63,10 +64,7 @@ def main(
         "register_call_seconds_median": statistics.median(call_times),
         "call_includes_writing_outputs": bool(save),
     }
-    print(json.dumps(report, indent=2))
-    if output:
-        Path(output).write_text(json.dumps(report, indent=2))
-    return report
+    return emit_report(report, output)
 
 
 if __name__ == "__main__":

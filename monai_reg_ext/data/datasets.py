@@ -41,6 +41,26 @@ def _user_error(error: BaseException) -> BaseException | None:
     return found
 
 
+def _require_one_source(dir: object, datalist: object) -> None:
+    """Raise ValueError unless exactly one of ``dir`` and ``datalist`` is given."""
+    if (dir is None) == (datalist is None):
+        raise ValueError("give exactly one of dir and datalist.")
+
+
+def _image_entries(
+    dir: str | os.PathLike | Sequence[str | os.PathLike] | None,
+    datalist: str | os.PathLike | None,
+    datalist_key: str,
+    labeled: bool | None,
+    format: Literal["nifti", "h5"] | None,
+    grouped: bool,
+) -> tuple[list[ImageEntry], bool]:
+    """Entries (and whether labelled) of the unpaired/grouped layout under ``dir``, else of the JSON ``datalist``."""
+    if dir is not None:
+        return find_entries(dir, labeled, format, grouped=grouped)
+    return entries_from_datalist(datalist, datalist_key, labeled, grouped=grouped)
+
+
 class RegistrationDataset(Dataset):
     """Base class: pairs of :class:`~monai_reg_ext.data.layouts.ImageEntry`, loaded and transformed on access.
 
@@ -182,8 +202,7 @@ class PairedDataset(RegistrationDataset):
         datalist: str | os.PathLike | None = None,
         datalist_key: str = "training",
     ):
-        if (dir is None) == (datalist is None):
-            raise ValueError("give exactly one of dir and datalist.")
+        _require_one_source(dir, datalist)
         if dir is not None:
             pairs, labeled = find_paired_entries(dir, labeled, format)
         else:
@@ -240,12 +259,8 @@ class UnpairedDataset(RegistrationDataset):
         datalist: str | os.PathLike | None = None,
         datalist_key: str = "training",
     ):
-        if (dir is None) == (datalist is None):
-            raise ValueError("give exactly one of dir and datalist.")
-        if dir is not None:
-            entries, labeled = find_entries(dir, labeled, format, grouped=False)
-        else:
-            entries, labeled = entries_from_datalist(datalist, datalist_key, labeled, grouped=False)
+        _require_one_source(dir, datalist)
+        entries, labeled = _image_entries(dir, datalist, datalist_key, labeled, format, grouped=False)
         if len(entries) < 2:
             raise ValueError(f"unpaired data needs at least 2 images, found {len(entries)} in {dir or datalist}.")
         super().__init__(entries, labeled, spatial_size, transform, sample_label, seed, shuffle)
@@ -308,8 +323,7 @@ class GroupedDataset(RegistrationDataset):
         datalist: str | os.PathLike | None = None,
         datalist_key: str = "training",
     ):
-        if (dir is None) == (datalist is None):
-            raise ValueError("give exactly one of dir and datalist.")
+        _require_one_source(dir, datalist)
         if not 0.0 <= intra_group_prob <= 1.0:
             raise ValueError(f"intra_group_prob must be in [0, 1], got {intra_group_prob}.")
         if intra_group_option not in ("forward", "backward", "unconstrained"):
@@ -322,10 +336,7 @@ class GroupedDataset(RegistrationDataset):
                 "sample_image_in_group=True; with False, intra_group_prob must be 0 or 1."
             )
         source = dir if dir is not None else datalist
-        if dir is not None:
-            entries, labeled = find_entries(dir, labeled, format, grouped=True)
-        else:
-            entries, labeled = entries_from_datalist(datalist, datalist_key, labeled, grouped=True)
+        entries, labeled = _image_entries(dir, datalist, datalist_key, labeled, format, grouped=True)
         self.group_names, self.groups = group_entries(entries)
         if intra_group_prob < 1 and len(self.groups) < 2:
             raise ValueError(

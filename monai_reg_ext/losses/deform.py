@@ -71,7 +71,31 @@ def _central_difference(x: torch.Tensor, dim: int) -> torch.Tensor:
     return (x[tuple(plus)] - x[tuple(minus)]) / 2.0
 
 
-class BendingEnergyLoss(_Loss):
+class _DDFRegulariser(_Loss):
+    """Base of the DDF regularisers: checks the DDF, averages :meth:`_per_voxel` per sample, reduces the batch."""
+
+    def forward(self, ddf: torch.Tensor) -> torch.Tensor:
+        """Compute the loss.
+
+        Args:
+            ddf: dense displacement field ``(B, D, H, W[, Z])`` in voxels, every spatial size > 2.
+
+        Returns:
+            A scalar (``reduction="mean"|"sum"``) or ``(B,)`` (``"none"``).
+
+        Raises:
+            ValueError: on a wrong shape, or a spacing whose length is not ``D``.
+        """
+        name = type(self).__name__
+        _check_ddf(ddf, name)
+        return reduce_per_sample(self._per_voxel(ddf, name).flatten(1).mean(dim=1), self.reduction)
+
+    def _per_voxel(self, ddf: torch.Tensor, name: str) -> torch.Tensor:
+        """``(B, ...)`` values of a checked ``ddf`` whose mean per sample is the loss; ``name`` is for messages."""
+        raise NotImplementedError
+
+
+class BendingEnergyLoss(_DDFRegulariser):
     """Bending energy of a DDF, optionally per mm: MONAI's ``BendingEnergyLoss`` with voxel spacing.
 
     Per voxel, ``sum_k [ sum_i (d2 u_k / dx_i^2)^2 + 2 sum_{i<j} (d2 u_k / dx_i dx_j)^2 ]`` averaged over the voxels
@@ -106,20 +130,7 @@ class BendingEnergyLoss(_Loss):
         self.normalize = bool(normalize)
         self._monai = _MonaiBendingEnergyLoss(normalize=normalize, reduction="none")
 
-    def forward(self, ddf: torch.Tensor) -> torch.Tensor:
-        """Compute the loss.
-
-        Args:
-            ddf: dense displacement field ``(B, D, H, W[, Z])`` in voxels, every spatial size > 2.
-
-        Returns:
-            A scalar (``reduction="mean"|"sum"``) or ``(B,)`` (``"none"``).
-
-        Raises:
-            ValueError: on a wrong shape, or a spacing whose length is not ``D``.
-        """
-        name = type(self).__name__
-        _check_ddf(ddf, name)
+    def _per_voxel(self, ddf: torch.Tensor, name: str) -> torch.Tensor:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=_MONAI_INDEXING_WARNING)
             if self.spacing is None:
@@ -132,10 +143,10 @@ class BendingEnergyLoss(_Loss):
                     for j in range(i, len(s)):
                         d2 = spatial_gradient_squared(u, i + 2, j + 2) / (s[i] * s[j])
                         energy = energy + (d2.pow(2) if i == j else 2 * d2.pow(2))
-        return reduce_per_sample(energy.flatten(1).mean(dim=1), self.reduction)
+        return energy
 
 
-class GradientNormLoss(_Loss):
+class GradientNormLoss(_DDFRegulariser):
     """DeepReg's ``gradient`` regulariser: the L2 (squared) or L1 norm of the DDF's first derivatives.
 
     Per voxel (borders cropped) and component ``k``: ``sum_i (du_k/dx_i)^2`` (``l1=False``) or ``sum_i |du_k/dx_i|``
@@ -167,20 +178,7 @@ class GradientNormLoss(_Loss):
         self.l1 = bool(l1)
         self.spacing = _check_spacing(spacing, type(self).__name__)
 
-    def forward(self, ddf: torch.Tensor) -> torch.Tensor:
-        """Compute the loss.
-
-        Args:
-            ddf: dense displacement field ``(B, D, H, W[, Z])`` in voxels, every spatial size > 2.
-
-        Returns:
-            A scalar (``reduction="mean"|"sum"``) or ``(B,)`` (``"none"``).
-
-        Raises:
-            ValueError: on a wrong shape, or a spacing whose length is not ``D``.
-        """
-        name = type(self).__name__
-        _check_ddf(ddf, name)
+    def _per_voxel(self, ddf: torch.Tensor, name: str) -> torch.Tensor:
         nd = ddf.ndim - 2
         u = ddf if self.spacing is None else ddf * _spacing_for(ddf, self.spacing, name)
         norm = torch.zeros((), dtype=ddf.dtype, device=ddf.device)
@@ -189,4 +187,4 @@ class GradientNormLoss(_Loss):
             if self.spacing is not None:
                 g = g / self.spacing[i]
             norm = norm + (g.abs() if self.l1 else g.pow(2))
-        return reduce_per_sample(norm.flatten(1).mean(dim=1), self.reduction)
+        return norm

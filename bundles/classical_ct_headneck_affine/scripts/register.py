@@ -14,7 +14,6 @@ seconds of the optimisation.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -23,9 +22,10 @@ import torch
 
 from monai_reg_ext import affine_to_ddf, ddf_voxel_to_mm, warp_image
 from monai_reg_ext.bundle import run_pairs
-from monai_reg_ext.io import load_image, save_ddf, save_image
+from monai_reg_ext.io import load_image
 from monai_reg_ext.metrics import label_dice
 from monai_reg_ext.optimise import register_by_optimisation
+from monai_reg_ext.reporting import optimisation_metrics, save_pair_outputs
 
 __all__ = ["run", "register_pair"]
 
@@ -78,26 +78,20 @@ def register_pair(
         "matrix_max_abs_error_after": float((true[:, :ndim] - theta[:, :ndim]).abs().max()),
         "dice_before": _dice(moving_label[None], fixed_label[None]),
         "dice_after": _dice(warped_label, fixed_label[None]),
-        "loss_initial": result.initial_loss,
-        "loss_final": result.final_loss,
-        "iterations": result.iterations,
-        "seconds": result.seconds,
-        "device": str(device),
+        **optimisation_metrics(result, device),
     }
-
-    out = out_dir / pair["name"]
-    out.mkdir(parents=True, exist_ok=True)
-    for name in ("theta.json", "metrics.json", "loss_curve.json"):
-        if (out / name).exists() and not overwrite:
-            raise FileExistsError(f"{out / name} exists; set overwrite to true to replace it.")
-    (out / "theta.json").write_text(
-        json.dumps({"recovered": np.round(theta.numpy(), 8).tolist(), "true": pair["true_theta"]}, indent=1) + "\n"
+    save_pair_outputs(
+        out_dir / pair["name"],
+        metrics,
+        result.loss_curve,
+        warped[0].round(),
+        warped_label[0],
+        ddf,
+        affine,
+        warped_dtype=np.int16,
+        extra_json={"theta.json": {"recovered": np.round(theta.numpy(), 8).tolist(), "true": pair["true_theta"]}},
+        overwrite=overwrite,
     )
-    (out / "loss_curve.json").write_text(json.dumps(result.loss_curve) + "\n")
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
-    save_image(out / "warped.nii.gz", warped[0].round(), affine, dtype=np.int16, overwrite=overwrite)
-    save_image(out / "warped_label.nii.gz", warped_label[0], affine, dtype=np.uint8, overwrite=overwrite)
-    save_ddf(out / "ddf.nii.gz", ddf, affine, overwrite=overwrite)
     return metrics
 
 

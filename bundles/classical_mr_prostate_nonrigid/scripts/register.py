@@ -14,7 +14,6 @@ determinant); seconds of the optimisation.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -24,9 +23,10 @@ import torch
 
 from monai_reg_ext import ddf_voxel_to_mm, warp_image
 from monai_reg_ext.bundle import run_pairs
-from monai_reg_ext.io import load_image, save_ddf, save_image
+from monai_reg_ext.io import load_image
 from monai_reg_ext.metrics import folding_fraction, label_dice
 from monai_reg_ext.optimise import register_by_optimisation
+from monai_reg_ext.reporting import optimisation_metrics, save_pair_outputs
 
 __all__ = ["run", "register_pair", "load_true_ddf"]
 
@@ -72,23 +72,19 @@ def register_pair(
         "displacement_error_mm_before": {"gland": float(before[gland].mean()), "all": float(before.mean())},
         "displacement_error_mm_after": {"gland": float(err[gland].mean()), "all": float(err.mean())},
         "folding_fraction": float(folding_fraction(ddf).reshape(-1)[0]),
-        "loss_initial": result.initial_loss,
-        "loss_final": result.final_loss,
-        "iterations": result.iterations,
-        "seconds": result.seconds,
-        "device": str(device),
+        **optimisation_metrics(result, device),
     }
-
-    out = out_dir / pair["name"]
-    out.mkdir(parents=True, exist_ok=True)
-    for name in ("metrics.json", "loss_curve.json"):
-        if (out / name).exists() and not overwrite:
-            raise FileExistsError(f"{out / name} exists; set overwrite to true to replace it.")
-    (out / "loss_curve.json").write_text(json.dumps(result.loss_curve) + "\n")
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
-    save_image(out / "warped.nii.gz", warped[0].round().clamp(0, 255), affine, dtype=np.uint8, overwrite=overwrite)
-    save_image(out / "warped_label.nii.gz", warped_label[0], affine, dtype=np.uint8, overwrite=overwrite)
-    save_ddf(out / "ddf.nii.gz", ddf, affine, overwrite=overwrite)
+    save_pair_outputs(
+        out_dir / pair["name"],
+        metrics,
+        result.loss_curve,
+        warped[0].round().clamp(0, 255),
+        warped_label[0],
+        ddf,
+        affine,
+        warped_dtype=np.uint8,
+        overwrite=overwrite,
+    )
     return metrics
 
 

@@ -21,22 +21,27 @@ Output layout (DeepReg "grouped" layout: one folder per group = patient)::
 
 from __future__ import annotations
 
-import argparse
-import gzip
-import json
 import math
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import torch
 
 from monai_reg_ext import warp_image
 from monai_reg_ext.data import random_smooth_ddf
-from monai_reg_ext.data.manifest import compare_file_hashes, sha256_file
+from monai_reg_ext.data.manifest import (
+    centred_affine,
+    check_regeneration,
+    file_hashes,
+    folder_bytes,
+    nifti_image,
+    package_version,
+    save_nifti_gz,
+    synthetic_maker_main,
+    write_json,
+)
 
 __all__ = ["DEFAULTS", "gland_occupancy", "make_patient", "generate", "check", "main"]
 
@@ -133,21 +138,9 @@ def make_patient(seed: int, p: dict) -> dict:
     return {"masks": masks, "facts": {**facts, "visits": visits}}
 
 
-def _affine(shape: Sequence[int], spacing: Sequence[float]) -> np.ndarray:
-    aff = np.diag([*spacing, 1.0])
-    aff[:3, 3] = [-(n - 1) / 2.0 * s for n, s in zip(shape, spacing)]
-    return aff
-
-
 def _save(data: np.ndarray, affine: np.ndarray, path: Path) -> None:
     """``.nii.gz`` with gzip level 9 and no time stamp (same bytes each run)."""
-    img = nib.Nifti1Image(data, affine)
-    img.header.set_qform(affine, code=1)
-    img.header.set_sform(affine, code=1)
-    img.header.set_xyzt_units("mm")
-    img.header["descrip"] = b"SYNTHETIC prostate gland mask (monai-reg demo)"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(gzip.compress(img.to_bytes(), compresslevel=9, mtime=0))
+    save_nifti_gz(nifti_image(data, affine, "SYNTHETIC prostate gland mask (monai-reg demo)"), path)
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -158,7 +151,7 @@ def generate(output: str | Path, params: dict | None = None, verbose: bool = Tru
     """Write the data set into ``output`` and return the manifest (also written as ``manifest.json``)."""
     p = {**DEFAULTS, **(params or {})}
     out = Path(output)
-    affine = _affine(p["shape"], p["spacing"])
+    affine = centred_affine(p["shape"], p["spacing"])
     patients: dict[str, dict] = {}
     pairs = []
     for split in ("train", "val", "test"):
@@ -177,58 +170,32 @@ def generate(output: str | Path, params: dict | None = None, verbose: bool = Tru
                 facts = res["facts"]
                 print(f"{split}/{name}: {facts['n_visits']} visits, Dice first/last {facts['dice_first_last']}")
     (out / "test").mkdir(parents=True, exist_ok=True)
-    (out / "test" / "pairs.json").write_text(json.dumps(pairs, indent=1) + "\n")
-    files = {f.relative_to(out).as_posix(): sha256_file(f) for f in sorted(out.rglob("*")) if f.is_file()}
-    files.pop("manifest.json", None)
+    write_json(out / "test" / "pairs.json", pairs, indent=1)
+    files = file_hashes(out)
     manifest = {
         "generator": "bundles/grouped_mask_prostate_longitudinal/scripts/make_demo_data.py",
         "synthetic": True,
         "parameters": p,
         "grid": {"shape": p["shape"], "spacing_mm": p["spacing"], "affine": affine.tolist()},
-        "versions": {m: _version(m) for m in ("numpy", "torch", "nibabel")},
+        "versions": {m: package_version(m) for m in ("numpy", "torch", "nibabel")},
         "patients": patients,
         "files": files,
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    write_json(out / "manifest.json", manifest, indent=1)
     if verbose:
-        size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-        print(f"wrote {len(files) + 1} files to {out} ({size / 1e6:.2f} MB)")
+        print(f"wrote {len(files) + 1} files to {out} ({folder_bytes(out) / 1e6:.2f} MB)")
     return manifest
-
-
-def _version(module: str) -> str:
-    try:
-        return __import__(module).__version__
-    except Exception:  # pragma: no cover
-        return "unknown"
 
 
 def check(output: str | Path, verbose: bool = True) -> bool:
     """Regenerate into a temporary folder with the parameters of ``output/manifest.json`` and compare the sha256s."""
-    manifest_path = Path(output) / "manifest.json"
-    if not manifest_path.is_file():
-        raise ValueError(f"--check: no manifest at {manifest_path}; generate the data first.")
-    manifest = json.loads(manifest_path.read_text())
-    with tempfile.TemporaryDirectory() as tmp:
-        fresh = generate(tmp, manifest["parameters"], verbose=False)
-    return compare_file_hashes(manifest["files"], fresh["files"], output, verbose)
+    return check_regeneration(output, lambda tmp, params: generate(tmp, params, verbose=False), verbose)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point (see the module docstring)."""
     default_out = Path(__file__).resolve().parents[1] / "data"
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--output", default=str(default_out), help=f"output folder (default {default_out})")
-    ap.add_argument("--check", action="store_true", help="regenerate in a temp folder and compare with the manifest")
-    ap.add_argument("--quiet", action="store_true")
-    for key in ("n_train", "n_val", "n_test"):
-        ap.add_argument(f"--{key.replace('_', '-')}", type=int, default=DEFAULTS[key])
-    args = ap.parse_args(argv)
-    if args.check:
-        return 0 if check(args.output, verbose=not args.quiet) else 1
-    params = {k: getattr(args, k) for k in ("n_train", "n_val", "n_test")}
-    generate(args.output, params, verbose=not args.quiet)
-    return 0
+    return synthetic_maker_main(__doc__, default_out, generate, check, DEFAULTS, ("n_train", "n_val", "n_test"), argv)
 
 
 if __name__ == "__main__":

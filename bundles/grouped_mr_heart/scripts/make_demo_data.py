@@ -38,7 +38,6 @@ Output layout (DeepReg "grouped" layout)::
 from __future__ import annotations
 
 import argparse
-import gzip
 import hashlib
 import json
 import shutil
@@ -54,7 +53,14 @@ import torch
 
 from monai_reg_ext import warp_image
 from monai_reg_ext.data import random_smooth_ddf
-from monai_reg_ext.data.manifest import compare_file_hashes, sha256_file
+from monai_reg_ext.data.manifest import (
+    compare_file_hashes,
+    file_hashes,
+    nifti_image,
+    package_versions,
+    save_nifti_gz,
+    write_json,
+)
 
 __all__ = ["DEFAULTS", "CONTRASTS", "SEQUENCES", "draw_anatomy", "render_patient", "load_cine", "generate", "check"]
 
@@ -237,18 +243,7 @@ def _nifti(data: np.ndarray, spacing: Sequence[float], descrip: str) -> nib.Nift
     affine = np.eye(4)
     for i, s in enumerate(spacing):
         affine[i, i] = s
-    img = nib.Nifti1Image(data, affine)
-    img.header.set_qform(affine, code=1)
-    img.header.set_sform(affine, code=1)
-    img.header.set_xyzt_units("mm")
-    img.header["descrip"] = descrip[:79].encode()
-    return img
-
-
-def _save(img: nib.Nifti1Image, path: Path) -> None:
-    """``.nii.gz`` with gzip level 9 and no time stamp: the same bytes every run."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(gzip.compress(img.to_bytes(), compresslevel=9, mtime=0))
+    return nifti_image(data, affine, descrip)
 
 
 def load_cine(source: str | Path) -> tuple[np.ndarray, str]:
@@ -307,11 +302,11 @@ def generate(output: str | Path, cine: str | None, params: dict | None = None, v
             seqs = render_patient(int(p[f"seed_{split}"]) + k, p)
             for seq, d in seqs.items():
                 base = out / "phantom3d" / split
-                _save(
+                save_nifti_gz(
                     _nifti(d["image"], p["spacing"], f"SYNTHETIC cardiac phantom, {seq}"),
                     base / "images" / patient / f"{seq}.nii.gz",
                 )
-                _save(
+                save_nifti_gz(
                     _nifti(d["label"], p["spacing"], "one-hot [LV, myo, RV] (last axis)"),
                     base / "labels" / patient / f"{seq}.nii.gz",
                 )
@@ -324,7 +319,7 @@ def generate(output: str | Path, cine: str | None, params: dict | None = None, v
                     })  # fmt: skip
             say(f"phantom {split}/{patient}")
         if split == "test":
-            (out / "phantom3d" / "test" / "pairs.json").write_text(json.dumps(pairs, indent=2) + "\n")
+            write_json(out / "phantom3d" / "test" / "pairs.json", pairs)
     # (b) real cine
     source = {}
     if cine:
@@ -334,7 +329,7 @@ def generate(output: str | Path, cine: str | None, params: dict | None = None, v
         for split, groups in _cine_groups(p).items():
             for group, idx in groups.items():
                 for t in idx:
-                    _save(
+                    save_nifti_gz(
                         _nifti(frames[t], sp, f"ami.js {CINE_NAME} frame {t}"),
                         out / "cine2d" / split / "images" / group / f"frame_{t:02d}.nii.gz",
                     )
@@ -346,12 +341,8 @@ def generate(output: str | Path, cine: str | None, params: dict | None = None, v
             for i in range(ta, tb + 1)
             for j in range(i + 1, tb + 1)
         ]
-        (out / "cine2d" / "test" / "pairs.json").write_text(json.dumps(pairs, indent=2) + "\n")
-    files = {
-        str(f.relative_to(out)).replace("\\", "/"): sha256_file(f)
-        for f in sorted(out.rglob("*"))
-        if f.is_file() and f.parts[len(out.parts)] in parts
-    }
+        write_json(out / "cine2d" / "test" / "pairs.json", pairs)
+    files = file_hashes(out, lambda rel: rel.parts[0] in parts)
     manifest = {
         "generator": "bundles/grouped_mr_heart/scripts/make_demo_data.py",
         "phantom3d": "SYNTHETIC multi-sequence cardiac phantom (no real patient)",
@@ -359,14 +350,14 @@ def generate(output: str | Path, cine: str | None, params: dict | None = None, v
         "source_sha256": source,
         "parameters": p,
         "cine_groups": _cine_groups(p),
-        "versions": {"numpy": np.__version__, "torch": torch.__version__, "nibabel": nib.__version__},
+        "versions": package_versions("numpy", "torch", "nibabel"),
         "files": files,
     }
     if (out / "manifest.json").is_file() and not cine:  # keep the cine entries of an earlier full run
         old = json.loads((out / "manifest.json").read_text())
         manifest["files"] = {**{k: v for k, v in old["files"].items() if k.startswith("cine2d/")}, **files}
         manifest["source_sha256"] = old.get("source_sha256", {})
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_json(out / "manifest.json", manifest)
     say(f"wrote {len(files)} files to {out}")
     return manifest
 

@@ -31,8 +31,6 @@ one cine: held out in time, NOT another patient).
 
 from __future__ import annotations
 
-import argparse
-import gzip
 import hashlib
 import json
 import shutil
@@ -44,7 +42,18 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from monai_reg_ext.data.manifest import compare_file_hashes, sha256_file
+from monai_reg_ext.data.manifest import (
+    clear_outputs,
+    compare_file_hashes,
+    file_hashes,
+    folder_bytes,
+    merge_parameters,
+    nifti_image,
+    package_version,
+    save_nifti_gz,
+    source_maker_parser,
+    write_json,
+)
 
 __all__ = ["DEFAULTS", "SOURCE_FILE", "load_cine", "frames_to_grid", "generate", "check", "main"]
 
@@ -149,25 +158,7 @@ def frames_to_grid(frames: np.ndarray, p: dict) -> np.ndarray:
 
 def _nifti(data: np.ndarray, spacing_mm: float, descrip: str) -> nib.Nifti1Image:
     affine = np.diag([spacing_mm, spacing_mm, 1.0, 1.0])
-    img = nib.Nifti1Image(data, affine)
-    img.header.set_qform(affine, code=1)
-    img.header.set_sform(affine, code=1)
-    img.header.set_xyzt_units("mm")
-    img.header["descrip"] = descrip[:79].encode()
-    return img
-
-
-def _save(img: nib.Nifti1Image, path: Path) -> None:
-    """Write ``img`` as ``.nii.gz`` (gzip level 9, no time stamp or file name in the header: same bytes each run)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(gzip.compress(img.to_bytes(), compresslevel=9, mtime=0))
-
-
-def _version(module: str) -> str:
-    try:
-        return __import__(module).__version__
-    except Exception:  # pragma: no cover
-        return "unknown"
+    return nifti_image(data, affine, descrip)
 
 
 def generate(source: str | None, output: str | Path, params: dict | None = None, verbose: bool = True) -> dict:
@@ -179,10 +170,7 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
         params: overrides of :data:`DEFAULTS`.
         verbose: print progress.
     """
-    p = {**DEFAULTS, **(params or {})}
-    unknown = set(p) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown parameters {sorted(unknown)}; expected keys of {sorted(DEFAULTS)}.")
+    p = merge_parameters(DEFAULTS, params)
     say = print if verbose else (lambda *a, **k: None)
     frames, info = load_cine(source)
     grid = frames_to_grid(frames, p)
@@ -199,13 +187,7 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
     say(f"source {info['file']} {frames.shape} -> {grid.shape} uint8, {spacing_mm:.4f} mm pixels")
 
     out = Path(output)
-    for sub in ("train", "val", "test", "example", "manifest.json"):
-        target = out / sub
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+    clear_outputs(out, ("train", "val", "test", "example", "manifest.json"))
 
     splits = ["train"] * int(p["n_train"]) + ["val"] * int(p["n_val"]) + ["test"] * int(p["n_test"])
     groups: dict[str, list[dict]] = {"train": [], "val": [], "test": []}
@@ -213,7 +195,7 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
         start = g * size
         name = f"echo_t{start:03d}"
         for t in range(start, start + size):
-            _save(
+            save_nifti_gz(
                 _nifti(grid[t], spacing_mm, f"real echo cine frame {t}, {info['file']}"),
                 out / split / "images" / name / f"frame_{t:03d}.nii.gz",
             )
@@ -230,16 +212,12 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
                     "fixed": f"images/{grp['group']}/frame_{start + int(fo):03d}.nii.gz",
                 }
             )
-    (out / "test" / "pairs.json").write_text(json.dumps(pairs, indent=2) + "\n")
+    write_json(out / "test" / "pairs.json", pairs)
     (out / "example").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(out / "test" / pairs[0]["moving"], out / "example" / "moving.nii.gz")
     shutil.copyfile(out / "test" / pairs[0]["fixed"], out / "example" / "fixed.nii.gz")
 
-    files = {
-        str(f.relative_to(out)).replace("\\", "/"): sha256_file(f)
-        for f in sorted(out.rglob("*"))
-        if f.is_file() and f.name != "manifest.json" and f.parts[len(out.parts)] in ("train", "val", "test", "example")
-    }
+    files = file_hashes(out, lambda rel: rel.parts[0] in ("train", "val", "test", "example"))
     manifest = {
         "generator": "bundles/grouped_us_echo_2d/scripts/make_demo_data.py",
         "source": {
@@ -249,12 +227,11 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
         "parameters": p,
         "grid": {"shape": list(grid.shape[1:]), "spacing_mm": [spacing_mm, spacing_mm], "axes": ["row", "column"]},
         "groups": groups,
-        "versions": {"numpy": np.__version__, "nibabel": nib.__version__, "pillow": _version("PIL")},
+        "versions": {"numpy": np.__version__, "nibabel": nib.__version__, "pillow": package_version("PIL")},
         "files": files,
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    say(f"wrote {len(files)} files to {out} ({total / 1e6:.2f} MB)")
+    write_json(out / "manifest.json", manifest)
+    say(f"wrote {len(files)} files to {out} ({folder_bytes(out) / 1e6:.2f} MB)")
     return manifest
 
 
@@ -279,13 +256,7 @@ def check(source: str | None, output: str | Path, verbose: bool = True) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point (see the module docstring)."""
     default_out = Path(__file__).resolve().parents[1] / "data"
-    ap = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument("--source", default=None, help=f"path of {SOURCE_FILE} (default: found through pydicom-data)")
-    ap.add_argument("--output", default=str(default_out), help=f"output folder (default {default_out})")
-    ap.add_argument("--check", action="store_true", help="regenerate in a temp folder and compare with the manifest")
-    ap.add_argument("--quiet", action="store_true")
+    ap = source_maker_parser(__doc__, default_out, f"path of {SOURCE_FILE} (default: found through pydicom-data)")
     for key in ("group_size", "n_train", "n_val", "n_test"):
         ap.add_argument(f"--{key.replace('_', '-')}", type=int, default=DEFAULTS[key])
     args = ap.parse_args(argv)

@@ -33,11 +33,8 @@ Output layout (DeepReg "paired" layout; DDF convention in ``docs/conventions.md`
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import json
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -50,8 +47,6 @@ from monai_reg_ext.data.chest_ct import (
     breathing_motion,
     expiration_image,
     grid_affine,
-    load_ct,
-    locate_chest_cts,
     lung_centre,
     lung_mask,
     resample,
@@ -60,18 +55,24 @@ from monai_reg_ext.data.chest_ct import (
     smooth_random_field,
     vessel_keypoints,
 )
+from monai_reg_ext.data.chest_ct_demo import (
+    HU_MAX,
+    HU_MIN,
+    chest_ct_maker_main,
+    ct_uint8_image,
+    load_chest_cts,
+)
 from monai_reg_ext.data.manifest import (
+    binary_dice,
     check_regeneration,
-    package_version,
+    nifti_image,
+    package_versions,
     save_nifti_gz,
     write_manifest,
 )
 from monai_reg_ext.spatial import warp_image
 
 __all__ = ["DEFAULTS", "HU_MIN", "HU_MAX", "generate", "check", "main"]
-
-HU_MIN, HU_MAX = -1000.0, 200.0
-"""Stored intensity window (HU); values outside are clipped."""
 
 #: Generator parameters (recorded in manifest.json; ``--check`` regenerates with the recorded ones).
 DEFAULTS = {
@@ -94,31 +95,13 @@ DEFAULTS = {
 
 
 def _nifti(arr: np.ndarray, affine: np.ndarray, descrip: str) -> nib.Nifti1Image:
-    img = nib.Nifti1Image(arr, affine)
-    img.header["descrip"] = descrip.encode()[:79]
-    img.set_qform(affine, code=1)
-    img.set_sform(affine, code=1)
-    return img
-
-
-def _ct_image(hu: np.ndarray, affine: np.ndarray) -> tuple[nib.Nifti1Image, np.ndarray]:
-    """uint8 NIfTI of ``hu`` clipped to [HU_MIN, HU_MAX] with slope/intercept giving HU; also the stored HU."""
-    slope = (HU_MAX - HU_MIN) / 255.0
-    q = np.round((np.clip(hu, HU_MIN, HU_MAX) - HU_MIN) / slope).astype(np.uint8)
-    img = _nifti(q, affine, "CT HU = -1000 + 1200/255 q")
-    img.header.set_slope_inter(slope, HU_MIN)
-    return img, HU_MIN + slope * q.astype(np.float32)
+    return nifti_image(arr, affine, descrip, units=None)
 
 
 def _write_csv(path: Path, points: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = ["i,j,k"] + [",".join(f"{v:.4f}" for v in p) for p in points]
     path.write_text("\n".join(lines) + "\n")
-
-
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    s = float(a.sum() + b.sum())
-    return 2.0 * float((a & b).sum()) / s if s > 0 else 1.0
 
 
 def _subject_grid(hu: np.ndarray, affine: np.ndarray, p: dict) -> tuple[np.ndarray, dict]:
@@ -178,10 +161,7 @@ def generate(totalsegmentator: str, pyradiomics: str, output: str | Path, params
     p = {**DEFAULTS, **(params or {})}
     out = Path(output)
     torch.set_num_threads(1)
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = locate_chest_cts(totalsegmentator, pyradiomics, tmp)
-        cts = {name: load_ct(path) for name, path in paths.items()}
-        source_sha = {name: hashlib.sha256(Path(path).read_bytes()).hexdigest() for name, path in paths.items()}
+    cts, source_sha = load_chest_cts(totalsegmentator, pyradiomics)
     manifest: dict = {"parameters": p, "sources": source_sha, "subjects": {}, "pairs": {}, "files": {}}
     grids = {}
     for name, (hu, aff) in cts.items():
@@ -202,8 +182,8 @@ def generate(totalsegmentator: str, pyradiomics: str, output: str | Path, params
                 seed = p["seed"] + offsets[split] + 100 * s_i + k
                 pair = _make_pair(hu, aff, grid, p, seed, augment)
                 name = f"pair_{idx:03d}"
-                fimg, _ = _ct_image(pair["fixed"], grid)
-                mimg, _ = _ct_image(pair["moving"], grid)
+                fimg, _ = ct_uint8_image(pair["fixed"], grid)
+                mimg, _ = ct_uint8_image(pair["moving"], grid)
                 save_nifti_gz(fimg, out / split / "fixed_images" / f"{name}.nii.gz")
                 save_nifti_gz(mimg, out / split / "moving_images" / f"{name}.nii.gz")
                 for key in ("fixed_label", "moving_label"):
@@ -243,8 +223,8 @@ def generate(totalsegmentator: str, pyradiomics: str, output: str | Path, params
                             "pair": name,
                             "subject": subject,
                             "n_landmarks": int(len(kp)),
-                            "dice_before": round(_dice(pair["moving_label"], pair["fixed_label"]), 4),
-                            "dice_true_ddf": round(_dice(warped > 0.5, pair["fixed_label"]), 4),
+                            "dice_before": round(binary_dice(pair["moving_label"], pair["fixed_label"]), 4),
+                            "dice_true_ddf": round(binary_dice(warped > 0.5, pair["fixed_label"]), 4),
                             "tre_before_mm": round(float(tre0.mean()), 3),
                             "tre_before_max_mm": round(float(tre0.max()), 3),
                         }
@@ -271,7 +251,7 @@ def generate(totalsegmentator: str, pyradiomics: str, output: str | Path, params
             (out / split / "baseline.json").write_text(
                 json.dumps({"pairs": baseline, "mean_std": summary}, indent=2) + "\n"
             )
-    manifest["versions"] = {m: package_version(m) for m in ("numpy", "scipy", "torch", "nibabel", "itk")}
+    manifest["versions"] = package_versions("numpy", "scipy", "torch", "nibabel", "itk")
     return write_manifest(out, manifest, indent=1)
 
 
@@ -284,20 +264,7 @@ def check(totalsegmentator: str, pyradiomics: str, output: str | Path, verbose: 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point (see the module docstring)."""
-    default_out = Path(__file__).resolve().parents[1] / "data"
-    ap = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument("--totalsegmentator", required=True, help="TotalSegmentator sdist (.tar.gz), its folder or the CT")
-    ap.add_argument("--pyradiomics", required=True, help="pyradiomics source folder or its data/ folder")
-    ap.add_argument("--output", default=str(default_out), help=f"output folder (default {default_out})")
-    ap.add_argument("--check", action="store_true", help="regenerate in a temp folder and compare with the manifest")
-    ap.add_argument("--quiet", action="store_true")
-    args = ap.parse_args(argv)
-    if args.check:
-        return 0 if check(args.totalsegmentator, args.pyradiomics, args.output, verbose=not args.quiet) else 1
-    generate(args.totalsegmentator, args.pyradiomics, args.output, verbose=not args.quiet)
-    return 0
+    return chest_ct_maker_main(__doc__, Path(__file__).resolve().parents[1] / "data", generate, check, argv)
 
 
 if __name__ == "__main__":

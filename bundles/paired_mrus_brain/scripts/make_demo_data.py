@@ -34,24 +34,31 @@ Output layout (DeepReg "paired" layout; DDF convention in ``docs/conventions.md`
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import torch
 from scipy import ndimage
 
 from monai_reg_ext import jacobian_determinant, warp_image
 from monai_reg_ext.data.manifest import (
+    binary_dice,
+    check_grid_shape,
     check_regeneration,
-    package_version,
+    clear_outputs,
+    file_hashes,
+    folder_bytes,
+    mean_std,
+    merge_parameters,
+    nifti_image,
+    package_versions,
     save_nifti_gz,
-    sha256_file,
+    source_maker_parser,
+    write_json,
 )
 from monai_reg_ext.data.mni_template import antialias, brain_mask, load_mni_template, sample_volumes, target_grid
 from monai_reg_ext.data.synthetic import random_smooth_ddf
@@ -331,29 +338,11 @@ def _make_case(seed: int, smoothed, tgt_affine, src_affine, landmarks_world, p: 
 
 
 # ------------------------------------------------------------------------------------------------------------ output
-def _nifti(data: np.ndarray, affine: np.ndarray, descrip: str) -> nib.Nifti1Image:
-    img = nib.Nifti1Image(data, affine)
-    img.header.set_qform(affine, code=1)
-    img.header.set_sform(affine, code=1)
-    img.header.set_xyzt_units("mm")
-    img.header["descrip"] = descrip[:79].encode()
-    return img
-
-
 def _save_points(points_vox: np.ndarray, affine: np.ndarray, path: Path) -> None:
     world = (affine[:3, :3] @ points_vox.T).T + affine[:3, 3]
     path.parent.mkdir(parents=True, exist_ok=True)
     pts = [[round(float(v), 4) for v in row] for row in world]
     path.write_text(json.dumps({"space": "physical", "points": pts}) + "\n")
-
-
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    s = float(a.sum() + b.sum())
-    return 2.0 * float((a & b).sum()) / s if s > 0 else 1.0
-
-
-def _stats(values: list[float]) -> dict:
-    return {"mean": round(float(np.mean(values)), 4), "std": round(float(np.std(values)), 4)}
 
 
 def generate(source: str | None, output: str | Path, params: dict | None = None, verbose: bool = True) -> dict:
@@ -365,13 +354,8 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
         params: overrides of :data:`DEFAULTS`.
         verbose: print progress and the baseline.
     """
-    p = {**DEFAULTS, **(params or {})}
-    unknown = set(p) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown parameters {sorted(unknown)}; expected keys of {sorted(DEFAULTS)}.")
-    p["shape"] = [int(s) for s in p["shape"]]
-    if len(p["shape"]) != 3 or min(p["shape"]) < 8:
-        raise ValueError(f"shape must be 3 sizes >= 8, got {p['shape']}.")
+    p = merge_parameters(DEFAULTS, params)
+    p["shape"] = check_grid_shape(p["shape"])
     if p["n_test"] < 1 or p["n_train"] < 1 or p["n_val"] < 0:
         raise ValueError(
             f"need n_train >= 1, n_val >= 0, n_test >= 1; got {p['n_train']}, {p['n_val']}, {p['n_test']}."
@@ -392,13 +376,7 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
     say(f"grid {shape} at {sp} mm; {len(landmarks_world)} template landmark candidates")
 
     out = Path(output)
-    for sub in ("train", "val", "test", "example", "manifest.json"):
-        target = out / sub
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+    clear_outputs(out, ("train", "val", "test", "example", "manifest.json"))
 
     cases_info: dict[str, list] = {}
     pairs, baseline_pairs = [], []
@@ -410,11 +388,11 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
             name = f"case_{k:03d}"
             folder = out / split
             save_nifti_gz(
-                _nifti(case["moving"], tgt_affine, "MNI152 2009a T1, random subject warp"),
+                nifti_image(case["moving"], tgt_affine, "MNI152 2009a T1, random subject warp"),
                 folder / "moving_images" / f"{name}.nii.gz",
             )
             save_nifti_gz(
-                _nifti(case["fixed"], tgt_affine, "simulated iUS after synthetic brain shift"),
+                nifti_image(case["fixed"], tgt_affine, "simulated iUS after synthetic brain shift"),
                 folder / "fixed_images" / f"{name}.nii.gz",
             )
             if split in ("val", "test"):
@@ -422,18 +400,18 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
                 _save_points(case["fixed_landmarks"], tgt_affine, folder / "fixed_landmarks" / f"{name}.json")
             if split == "test":
                 save_nifti_gz(
-                    _nifti(case["moving_label"], tgt_affine, "one-hot [GM, WM] (last axis)"),
+                    nifti_image(case["moving_label"], tgt_affine, "one-hot [GM, WM] (last axis)"),
                     folder / "moving_labels" / f"{name}.nii.gz",
                 )
                 save_nifti_gz(
-                    _nifti(case["fixed_label"], tgt_affine, "one-hot [GM, WM] after shift"),
+                    nifti_image(case["fixed_label"], tgt_affine, "one-hot [GM, WM] after shift"),
                     folder / "fixed_labels" / f"{name}.nii.gz",
                 )
                 save_nifti_gz(
-                    _nifti(case["fov"], tgt_affine, "ultrasound field of view"), folder / "fov" / f"{name}.nii.gz"
+                    nifti_image(case["fov"], tgt_affine, "ultrasound field of view"), folder / "fov" / f"{name}.nii.gz"
                 )
                 q = torch.round(case["ddf"] / p["ddf_scale"])
-                ddf_img = _nifti(
+                ddf_img = nifti_image(
                     q[0].permute(1, 2, 3, 0).numpy().astype(np.int16), tgt_affine, "voxel DDF, pull, ch k=axis k"
                 )
                 ddf_img.header.set_slope_inter(p["ddf_scale"], 0.0)
@@ -464,8 +442,8 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
                         "no_registration": {
                             "tre_mm": round(float(before.mean()), 4),
                             "tre_max_mm": round(float(before.max()), 4),
-                            "dice_gm_fov": round(_dice(ml[..., 0] & fov, fl[..., 0] & fov), 4),
-                            "dice_wm_fov": round(_dice(ml[..., 1] & fov, fl[..., 1] & fov), 4),
+                            "dice_gm_fov": round(binary_dice(ml[..., 0] & fov, fl[..., 0] & fov), 4),
+                            "dice_wm_fov": round(binary_dice(ml[..., 1] & fov, fl[..., 1] & fov), 4),
                             "mean_shift_mm_in_fov_brain": round(float(mm[brain_fov].mean()), 4),
                             "max_shift_mm": round(float(mm.max()), 4),
                         },
@@ -478,9 +456,9 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
                 )
             cases_info[split].append({"file": f"{name}.nii.gz", **case["info"]})
             say(f"  {split}/{name}: {case['info']}")
-    (out / "test" / "pairs.json").write_text(json.dumps(pairs, indent=2) + "\n")
+    write_json(out / "test" / "pairs.json", pairs)
     summary = {
-        kind: {k: _stats([b[kind][k] for b in baseline_pairs]) for k in baseline_pairs[0][kind]}
+        kind: {k: mean_std([b[kind][k] for b in baseline_pairs]) for k in baseline_pairs[0][kind]}
         for kind in ("no_registration", "true_ddf")
     }
     baseline = {
@@ -492,7 +470,7 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
         "summary": summary,
         "pairs": baseline_pairs,
     }
-    (out / "test" / "baseline.json").write_text(json.dumps(baseline, indent=2) + "\n")
+    write_json(out / "test" / "baseline.json", baseline)
 
     first = pairs[0]
     (out / "example").mkdir(parents=True, exist_ok=True)
@@ -504,11 +482,7 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
     ):
         shutil.copyfile(out / "test" / first[key], out / "example" / f"{dst}{ext}")
 
-    files = {
-        str(f.relative_to(out)).replace("\\", "/"): sha256_file(f)
-        for f in sorted(out.rglob("*"))
-        if f.is_file() and f.name != "manifest.json" and f.parts[len(out.parts)] in ("train", "val", "test", "example")
-    }
+    files = file_hashes(out, lambda rel: rel.parts[0] in ("train", "val", "test", "example"))
     manifest = {
         "generator": "bundles/paired_mrus_brain/scripts/make_demo_data.py",
         "source": {"description": "MNI ICBM152 2009a symmetric (nilearn), T1 + GM + WM", "sha256": src_hashes},
@@ -516,20 +490,14 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
         "grid": {"shape": list(shape), "affine": tgt_affine.tolist(), "brain_margins": margins},
         "template_landmarks_mm": np.round(landmarks_world, 3).tolist(),
         "cases": cases_info,
-        "versions": {
-            "numpy": np.__version__,
-            "scipy": package_version("scipy"),
-            "torch": torch.__version__,
-            "nibabel": nib.__version__,
-        },
+        "versions": package_versions("numpy", "scipy", "torch", "nibabel"),
         "files": files,
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_json(out / "manifest.json", manifest)
     say("baseline (mean +- std over test pairs):")
     for kind, vals in summary.items():
         say(f"  {kind}: " + ", ".join(f"{k} {v['mean']:.4f} +- {v['std']:.4f}" for k, v in vals.items()))
-    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    say(f"wrote {len(files)} files to {out} ({size / 1e6:.2f} MB)")
+    say(f"wrote {len(files)} files to {out} ({folder_bytes(out) / 1e6:.2f} MB)")
     return manifest
 
 
@@ -545,13 +513,7 @@ def check(source: str | None, output: str | Path, verbose: bool = True) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point (see the module docstring)."""
     default_out = Path(__file__).resolve().parents[1] / "data"
-    ap = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument("--source", default=None, help="nilearn wheel, 'nilearn' (installed) or folder with the files")
-    ap.add_argument("--output", default=str(default_out), help=f"output folder (default {default_out})")
-    ap.add_argument("--check", action="store_true", help="regenerate in a temp folder and compare with the manifest")
-    ap.add_argument("--quiet", action="store_true")
+    ap = source_maker_parser(__doc__, default_out, "nilearn wheel, 'nilearn' (installed) or folder with the files")
     ap.add_argument("--shape", type=int, nargs=3, default=DEFAULTS["shape"], help="grid size in voxels")
     ap.add_argument("--spacing", type=float, default=DEFAULTS["spacing"], help="voxel size in mm")
     for key in ("n_train", "n_val", "n_test", "seed_train", "seed_val", "seed_test"):

@@ -16,7 +16,6 @@ and the network part alone.
 from __future__ import annotations
 
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -24,17 +23,14 @@ import fire
 import numpy as np
 import torch
 
+from monai_reg_ext.reporting import mean_std, run_environment, update_eval_metrics, write_evaluation
+
 BUNDLE = Path(__file__).resolve().parents[1]
 METRICS = {
     "dice_gland": ("dice_label0_before", "dice_label0_after"),
     "dice_transition_zone": ("dice_label1_before", "dice_label1_after"),
     "tre_mm": ("tre_mm_before", "tre_mm_after"),
 }
-
-
-def _stats(values: list[float]) -> dict[str, float]:
-    v = np.asarray(values, dtype=float)
-    return {"mean": round(float(v.mean()), 4), "std": round(float(v.std()), 4), "n": int(v.size)}
 
 
 def contour_figure(path: Path, result, moving_label: str, fixed_label: str) -> None:
@@ -126,33 +122,30 @@ def evaluate(
             )
         print(f"{row['pair']}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "pair"))
     keys = [k for k in rows[0] if k != "pair"]
-    summary = {k: _stats([r[k] for r in rows]) for k in keys}
+    summary = {k: mean_std([r[k] for r in rows]) for k in keys}
     results = {
         "bundle": "paired_mrus_prostate",
         "pairs_file": pairs_path.name,
         "device": device,
-        "torch_threads": torch.get_num_threads(),
-        "machine": platform.processor() or platform.machine(),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        **run_environment(),
         "summary": summary,
         "pairs": rows,
     }
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "results.md").write_text(_markdown(summary, len(rows)))
+    write_evaluation(out, results, _markdown(summary, len(rows)))
     if update_metadata:
-        meta_path = root / "configs" / "metadata.json"
-        meta = json.loads(meta_path.read_text())
-        meta["eval_metrics"] = {
-            "test_mean_dice_gland": summary["dice_gland_after"]["mean"],
-            "test_mean_dice_transition_zone": summary["dice_transition_zone_after"]["mean"],
-            "test_mean_tre_mm": summary["tre_mm_after"]["mean"],
-            "test_folding_fraction": summary["folding_fraction"]["mean"],
-            "test_seconds_per_pair_cpu": summary["seconds_register"]["mean"],
-            "no_registration_mean_dice_gland": summary["dice_gland_before"]["mean"],
-            "no_registration_mean_dice_transition_zone": summary["dice_transition_zone_before"]["mean"],
-            "no_registration_mean_tre_mm": summary["tre_mm_before"]["mean"],
-        }
-        meta_path.write_text(json.dumps(meta, indent=4) + "\n")
+        update_eval_metrics(
+            root,
+            {
+                "test_mean_dice_gland": summary["dice_gland_after"]["mean"],
+                "test_mean_dice_transition_zone": summary["dice_transition_zone_after"]["mean"],
+                "test_mean_tre_mm": summary["tre_mm_after"]["mean"],
+                "test_folding_fraction": summary["folding_fraction"]["mean"],
+                "test_seconds_per_pair_cpu": summary["seconds_register"]["mean"],
+                "no_registration_mean_dice_gland": summary["dice_gland_before"]["mean"],
+                "no_registration_mean_dice_transition_zone": summary["dice_transition_zone_before"]["mean"],
+                "no_registration_mean_tre_mm": summary["tre_mm_before"]["mean"],
+            },
+        )
     return results
 
 

@@ -33,7 +33,6 @@ Output layout (DeepReg's paired layout after its ``demo_data.py`` split into 11 
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -44,7 +43,14 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from monai_reg_ext.data.manifest import check_regeneration, save_nifti_gz, sha256_file
+from monai_reg_ext.data.manifest import (
+    check_regeneration,
+    file_hashes,
+    nifti_image,
+    save_nifti_gz,
+    synthetic_maker_main,
+    write_json,
+)
 from monai_reg_ext.data.ultrasound import simulate_ultrasound
 
 __all__ = ["DEFAULTS", "Case", "random_case", "render_case", "generate", "check", "main"]
@@ -301,15 +307,6 @@ def render_case(case: Case, params: dict, seed: int) -> dict[str, np.ndarray]:
 
 
 # ------------------------------------------------------------------------------------------------------------ output
-def _nifti(data: np.ndarray, affine: np.ndarray, descrip: str) -> nib.Nifti1Image:
-    img = nib.Nifti1Image(data, affine)
-    img.header.set_qform(affine, code=1)
-    img.header.set_sform(affine, code=1)
-    img.header.set_xyzt_units("mm")
-    img.header["descrip"] = descrip[:79].encode()
-    return img
-
-
 def _to_uint8(x: np.ndarray, levels: int = 256) -> np.ndarray:
     """Min / 99.9th percentile scaling to 0-255 with ``levels`` grey levels (fewer levels: smaller files)."""
     lo, hi = float(x.min()), float(np.percentile(x, 99.9))
@@ -341,23 +338,24 @@ def generate(output: str | Path, params: dict | None = None, verbose: bool = Tru
         r = render_case(random_case(seed, params), params, seed)
         d = out / part
         save_nifti_gz(
-            _nifti(
+            nifti_image(
                 _to_uint8(r["moving"], params["mr_grey_levels"]), r["moving_affine"], "synthetic T2 MR (monai-reg demo)"
             ),
             d / "moving_images" / f"{name}.nii.gz",
         )
         save_nifti_gz(
-            _nifti(
+            nifti_image(
                 _to_uint8(r["fixed"], params["us_grey_levels"]), r["fixed_affine"], "synthetic TRUS (monai-reg demo)"
             ),
             d / "fixed_images" / f"{name}.nii.gz",
         )
         save_nifti_gz(
-            _nifti(r["moving_label"], r["moving_affine"], "gland, transition zone"),
+            nifti_image(r["moving_label"], r["moving_affine"], "gland, transition zone"),
             d / "moving_labels" / f"{name}.nii.gz",
         )
         save_nifti_gz(
-            _nifti(r["fixed_label"], r["fixed_affine"], "gland, transition zone"), d / "fixed_labels" / f"{name}.nii.gz"
+            nifti_image(r["fixed_label"], r["fixed_affine"], "gland, transition zone"),
+            d / "fixed_labels" / f"{name}.nii.gz",
         )
         for kind in ("moving_landmarks", "fixed_landmarks"):
             pts = [[round(float(v), 4) for v in p] for p in r[kind]]
@@ -379,19 +377,14 @@ def generate(output: str | Path, params: dict | None = None, verbose: bool = Tru
             tre0 = np.linalg.norm(r["moving_landmarks"] - r["fixed_landmarks"], axis=1).mean()
             print(f"{part}/{name}: no-registration TRE {tre0:.2f} mm, {len(r['moving_landmarks'])} landmarks")
     (out / "test_pairs.json").write_text(json.dumps(test_pairs, indent=2) + "\n")
-    files = sorted(
-        f
-        for f in out.rglob("*")
-        if f.is_file() and (f.name == "test_pairs.json" or f.parts[len(out.parts)].startswith("part"))
-    )
     manifest = {
         "generator": "bundles/paired_mrus_prostate/scripts/make_demo_data.py",
         "synthetic": True,
         "parameters": params,
         "versions": {"numpy": np.__version__, "nibabel": nib.__version__},
-        "files": {f.relative_to(out).as_posix(): sha256_file(f) for f in files},
+        "files": file_hashes(out, lambda rel: rel.name == "test_pairs.json" or rel.parts[0].startswith("part")),
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_json(out / "manifest.json", manifest, indent=2)
     return manifest
 
 
@@ -403,17 +396,7 @@ def check(output: str | Path, verbose: bool = True) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point (see the module docstring)."""
     default_out = Path(__file__).resolve().parents[1] / "data"
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--output", default=str(default_out), help=f"output folder (default {default_out})")
-    ap.add_argument("--check", action="store_true", help="regenerate in a temp folder and compare with the manifest")
-    ap.add_argument("--quiet", action="store_true")
-    ap.add_argument("--seed", type=int, default=DEFAULTS["seed"])
-    ap.add_argument("--cases-per-part", type=int, default=DEFAULTS["cases_per_part"])
-    args = ap.parse_args(argv)
-    if args.check:
-        return 0 if check(args.output, verbose=not args.quiet) else 1
-    generate(args.output, {"seed": args.seed, "cases_per_part": args.cases_per_part}, verbose=not args.quiet)
-    return 0
+    return synthetic_maker_main(__doc__, default_out, generate, check, DEFAULTS, ("seed", "cases_per_part"), argv)
 
 
 if __name__ == "__main__":

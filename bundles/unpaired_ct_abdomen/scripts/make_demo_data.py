@@ -34,12 +34,10 @@ Output layout (DeepReg "unpaired" layout; conventions in ``docs/conventions.md``
 
 from __future__ import annotations
 
-import argparse
 import ast
 import gzip
 import hashlib
 import io
-import json
 import math
 import shutil
 import sys
@@ -56,10 +54,18 @@ from scipy import ndimage
 from monai_reg_ext import dvf_to_ddf, jacobian_determinant
 from monai_reg_ext.data import random_smooth_ddf
 from monai_reg_ext.data.manifest import (
+    binary_dice,
+    check_grid_shape,
     check_regeneration,
-    package_version,
+    clear_outputs,
+    file_hashes,
+    folder_bytes,
+    merge_parameters,
+    nifti_image,
+    package_versions,
     save_nifti_gz,
-    sha256_file,
+    source_maker_parser,
+    write_json,
 )
 
 __all__ = [
@@ -155,7 +161,7 @@ def organ_ids(class_map_py: str, names: Sequence[str] = ORGANS) -> dict[str, int
     return {n: by_name[n] for n in names}
 
 
-def _read_nifti(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+def _readnifti_image(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     img = nib.Nifti1Image.from_stream(io.BytesIO(gzip.decompress(data)))
     return np.asarray(img.dataobj), np.asarray(img.affine, dtype=np.float64)
 
@@ -182,9 +188,9 @@ def load_source(source: str | Path) -> dict:
         ValueError: shapes of an image and its label map differ, or a chosen organ is absent from a scan.
     """
     files, dcm_files, where = _source_bytes(source)
-    ct, ct_affine = _read_nifti(files["ct"])
-    seg, seg_affine = _read_nifti(files["seg"])
-    dseg, dseg_affine = _read_nifti(files["dicom_seg"])
+    ct, ct_affine = _readnifti_image(files["ct"])
+    seg, seg_affine = _readnifti_image(files["seg"])
+    dseg, dseg_affine = _readnifti_image(files["dicom_seg"])
     dcm, dcm_affine = _read_dicom(dcm_files)
     if ct.shape != seg.shape or not np.allclose(ct_affine, seg_affine, atol=1e-3):
         raise ValueError(f"{SOURCE_FILES['seg']}: grid {seg.shape} differs from {SOURCE_FILES['ct']} {ct.shape}.")
@@ -345,11 +351,6 @@ def subject_deformation_np(shape, p: dict, seed: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------------------- slab
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    s = float(a.sum() + b.sum())
-    return 2.0 * float((a & b).sum()) / s if s > 0 else float("nan")
-
-
 def _slab_pair(src: dict, p: dict) -> tuple[dict, dict, dict]:
     """Restricted-field-of-view pair (``shape[:2] + [slab_slices]``, 4 mm): 3 mm CT patient -> DICOM patient.
 
@@ -379,7 +380,8 @@ def _slab_pair(src: dict, p: dict) -> tuple[dict, dict, dict]:
         aff = _grid_affine(o, spacing)
         probs = _sample({"probs": src["probs_pre"]}, aff, src["ct_affine"], shape)["probs"]
         lab = _labels_from_probs(probs)
-        d = float(np.nanmean([_dice(lab[..., k] > 0, fixed["label"][..., k] > 0) for k in range(len(ids))]))
+        dices = [binary_dice(lab[..., k] > 0, fixed["label"][..., k] > 0, empty=float("nan")) for k in range(len(ids))]
+        d = float(np.nanmean(dices))
         if best is None or d > best[0] + 1e-9:
             best = (d, aff)
     mov_aff = best[1]
@@ -398,15 +400,6 @@ def _slab_pair(src: dict, p: dict) -> tuple[dict, dict, dict]:
 
 
 # ------------------------------------------------------------------------------------------------------------ output
-def _nifti(data: np.ndarray, affine: np.ndarray, descrip: str) -> nib.Nifti1Image:
-    img = nib.Nifti1Image(data, affine)
-    img.header.set_qform(affine, code=1)
-    img.header.set_sform(affine, code=1)
-    img.header.set_xyzt_units("mm")
-    img.header["descrip"] = descrip[:79].encode()
-    return img
-
-
 def generate(source: str | Path, output: str | Path, params: dict | None = None, verbose: bool = True) -> dict:
     """Write the demo data set into ``output`` (its generated parts are cleared first); return the manifest dict.
 
@@ -416,13 +409,8 @@ def generate(source: str | Path, output: str | Path, params: dict | None = None,
         params: overrides of :data:`DEFAULTS`.
         verbose: print progress.
     """
-    p = {**DEFAULTS, **(params or {})}
-    unknown = set(p) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown parameters {sorted(unknown)}; expected keys of {sorted(DEFAULTS)}.")
-    p["shape"] = [int(s) for s in p["shape"]]
-    if len(p["shape"]) != 3 or min(p["shape"]) < 8:
-        raise ValueError(f"shape must be 3 sizes >= 8, got {p['shape']}.")
+    p = merge_parameters(DEFAULTS, params)
+    p["shape"] = check_grid_shape(p["shape"])
     if p["n_test"] < 2 or p["n_train"] < 2 or p["n_val"] < 2:
         raise ValueError(f"need n_train, n_val, n_test >= 2; got {p['n_train']}, {p['n_val']}, {p['n_test']}.")
     say = print if verbose else (lambda *a, **k: None)
@@ -449,13 +437,7 @@ def generate(source: str | Path, output: str | Path, params: dict | None = None,
     say(f"main grid {p['shape']} at {spacing} mm, origin {tgt_affine[:3, 3].tolist()} mm")
 
     out = Path(output)
-    for sub in ("train", "val", "test", "slab", "example", "manifest.json"):
-        target = out / sub
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+    clear_outputs(out, ("train", "val", "test", "slab", "example", "manifest.json"))
 
     subjects_info = {}
     for split in ("train", "val", "test"):
@@ -466,10 +448,10 @@ def generate(source: str | Path, output: str | Path, params: dict | None = None,
             name = f"subject_{k:03d}.nii.gz"
             what = "real CT (TotalSegmentator example_ct)" if seed is None else "synthetic: real CT, random warp"
             save_nifti_gz(
-                _nifti(subj["image"], tgt_affine, f"{what}; HU window -200..300"), out / split / "images" / name
+                nifti_image(subj["image"], tgt_affine, f"{what}; HU window -200..300"), out / split / "images" / name
             )
             save_nifti_gz(
-                _nifti(subj["label"], tgt_affine, "one-hot liver,spleen,stomach,pancreas (model-made)"),
+                nifti_image(subj["label"], tgt_affine, "one-hot liver,spleen,stomach,pancreas (model-made)"),
                 out / split / "labels" / name,
             )
             subjects_info[split].append({"file": name, **subj["info"]})
@@ -487,21 +469,21 @@ def generate(source: str | Path, output: str | Path, params: dict | None = None,
         for j in range(n)
         if i != j
     ]
-    (out / "test" / "pairs.json").write_text(json.dumps(pairs, indent=2) + "\n")
+    write_json(out / "test" / "pairs.json", pairs)
 
     moving, fixed, slab_info = _slab_pair(src, p)
     for role, s in (("moving", moving), ("fixed", fixed)):
         who = "CT patient A (example_ct)" if role == "moving" else "CT patient B (example_ct_dicom)"
         save_nifti_gz(
-            _nifti(_to_uint8(s["hu"], p["window"]), s["affine"], f"real {who}; HU -200..300"),
+            nifti_image(_to_uint8(s["hu"], p["window"]), s["affine"], f"real {who}; HU -200..300"),
             out / "slab" / f"{role}.nii.gz",
         )
         save_nifti_gz(
-            _nifti(s["label"], s["affine"], "one-hot liver,spleen,stomach,pancreas (model-made)"),
+            nifti_image(s["label"], s["affine"], "one-hot liver,spleen,stomach,pancreas (model-made)"),
             out / "slab" / f"{role}_label.nii.gz",
         )
     slab_pairs = [{k: f"{k}.nii.gz" for k in ("moving", "fixed", "moving_label", "fixed_label")}]
-    (out / "slab" / "pairs.json").write_text(json.dumps(slab_pairs, indent=2) + "\n")
+    write_json(out / "slab" / "pairs.json", slab_pairs)
     say(f"slab pair: {slab_info['organ_voxels_fixed']}, pre-alignment mean Dice {slab_info['prealignment_mean_dice']}")
 
     first = pairs[0]
@@ -509,11 +491,7 @@ def generate(source: str | Path, output: str | Path, params: dict | None = None,
     for dst in ("moving", "fixed", "moving_label", "fixed_label"):
         shutil.copyfile(out / "test" / first[dst], out / "example" / f"{dst}.nii.gz")
 
-    files = {
-        str(f.relative_to(out)).replace("\\", "/"): sha256_file(f)
-        for f in sorted(out.rglob("*"))
-        if f.is_file() and f.parts[len(out.parts)] in ("train", "val", "test", "slab", "example")
-    }
+    files = file_hashes(out, lambda rel: rel.parts[0] in ("train", "val", "test", "slab", "example"))
     manifest = {
         "generator": "bundles/unpaired_ct_abdomen/scripts/make_demo_data.py",
         "source": {
@@ -526,17 +504,11 @@ def generate(source: str | Path, output: str | Path, params: dict | None = None,
         "grid": {"shape": p["shape"], "affine": tgt_affine.tolist()},
         "subjects": subjects_info,
         "slab": slab_info,
-        "versions": {
-            "numpy": np.__version__,
-            "scipy": package_version("scipy"),
-            "torch": torch.__version__,
-            "nibabel": nib.__version__,
-        },
+        "versions": package_versions("numpy", "scipy", "torch", "nibabel"),
         "files": files,
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    say(f"wrote {len(files)} files to {out} ({size / 1e6:.2f} MB)")
+    write_json(out / "manifest.json", manifest)
+    say(f"wrote {len(files)} files to {out} ({folder_bytes(out) / 1e6:.2f} MB)")
     return manifest
 
 
@@ -552,13 +524,9 @@ def check(source: str | Path, output: str | Path, verbose: bool = True) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point (see the module docstring)."""
     default_out = Path(__file__).resolve().parents[1] / "data"
-    ap = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    ap = source_maker_parser(
+        __doc__, default_out, "TotalSegmentator 2.18.0 sdist (.tar.gz) or its unpacked folder", source_required=True
     )
-    ap.add_argument("--source", required=True, help="TotalSegmentator 2.18.0 sdist (.tar.gz) or its unpacked folder")
-    ap.add_argument("--output", default=str(default_out), help=f"output folder (default {default_out})")
-    ap.add_argument("--check", action="store_true", help="regenerate in a temp folder and compare with the manifest")
-    ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--shape", type=int, nargs=3, default=DEFAULTS["shape"], help="grid size in voxels")
     for key in ("spacing", "max_displacement", "smoothness", "hu_offset_max", "bias_max", "noise_max"):
         ap.add_argument(f"--{key.replace('_', '-')}", type=float, default=DEFAULTS[key])

@@ -30,11 +30,8 @@ Output layout (DeepReg "unpaired" layout)::
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import json
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -44,24 +41,28 @@ import torch
 
 from monai_reg_ext.data.chest_ct import (
     grid_affine,
-    load_ct,
-    locate_chest_cts,
     lung_centre,
     lung_mask,
     resample,
     smooth_random_field,
 )
+from monai_reg_ext.data.chest_ct_demo import (
+    HU_MAX,
+    HU_MIN,
+    chest_ct_maker_main,
+    ct_uint8_image,
+    load_chest_cts,
+)
 from monai_reg_ext.data.manifest import (
+    binary_dice,
     check_regeneration,
-    package_version,
+    nifti_image,
+    package_versions,
     save_nifti_gz,
     write_manifest,
 )
 
 __all__ = ["DEFAULTS", "HU_MIN", "HU_MAX", "generate", "check", "main"]
-
-HU_MIN, HU_MAX = -1000.0, 200.0
-"""Stored intensity window (HU); values outside are clipped."""
 
 #: Generator parameters (recorded in manifest.json; ``--check`` regenerates with the recorded ones).
 DEFAULTS = {
@@ -78,25 +79,7 @@ DEFAULTS = {
 
 
 def _nifti(arr: np.ndarray, affine: np.ndarray, descrip: str) -> nib.Nifti1Image:
-    img = nib.Nifti1Image(arr, affine)
-    img.header["descrip"] = descrip.encode()[:79]
-    img.set_qform(affine, code=1)
-    img.set_sform(affine, code=1)
-    return img
-
-
-def _ct_image(hu: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
-    """uint8 NIfTI of ``hu`` clipped to [HU_MIN, HU_MAX] with slope/intercept giving HU."""
-    slope = (HU_MAX - HU_MIN) / 255.0
-    q = np.round((np.clip(hu, HU_MIN, HU_MAX) - HU_MIN) / slope).astype(np.uint8)
-    img = _nifti(q, affine, "CT HU = -1000 + 1200/255 q")
-    img.header.set_slope_inter(slope, HU_MIN)
-    return img
-
-
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    s = float(a.sum() + b.sum())
-    return 2.0 * float((a & b).sum()) / s if s > 0 else 1.0
+    return nifti_image(arr, affine, descrip, units=None)
 
 
 def _subject(hu, affine, centre, common, p: dict, seed: int | None) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -119,10 +102,7 @@ def generate(totalsegmentator: str, pyradiomics: str, output: str | Path, params
     p = {**DEFAULTS, **(params or {})}
     out = Path(output)
     torch.set_num_threads(1)
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = locate_chest_cts(totalsegmentator, pyradiomics, tmp)
-        cts = {name: load_ct(path) for name, path in paths.items()}
-        source_sha = {name: hashlib.sha256(Path(path).read_bytes()).hexdigest() for name, path in paths.items()}
+    cts, source_sha = load_chest_cts(totalsegmentator, pyradiomics)
     common = grid_affine([0.0, 0.0, 0.0], p["shape"], p["spacing"])
     centres = {name: lung_centre(hu, aff)[0] for name, (hu, aff) in cts.items()}
     manifest: dict = {
@@ -138,7 +118,7 @@ def generate(totalsegmentator: str, pyradiomics: str, output: str | Path, params
         hu, aff = cts[subject]
         img, lungs, info = _subject(hu, aff, centres[subject], common, p, seed)
         name = f"subject_{idx:03d}.nii.gz"
-        save_nifti_gz(_ct_image(img, common), out / split / "images" / name)
+        save_nifti_gz(ct_uint8_image(img, common)[0], out / split / "images" / name)
         save_nifti_gz(_nifti(lungs.astype(np.uint8), common, "lung mask (HU < -400)"), out / split / "labels" / name)
         manifest["images"][f"{split}/{name}"] = {"patient": subject, "deformed": seed is not None, **info}
         if verbose:
@@ -171,7 +151,9 @@ def generate(totalsegmentator: str, pyradiomics: str, output: str | Path, params
                         "subject": f"{mov}->{fix}",
                     }
                 )
-                baseline.append({"pair": f"{mov}->{fix}", "dice_before": round(_dice(real[mov][1], real[fix][1]), 4)})
+                baseline.append(
+                    {"pair": f"{mov}->{fix}", "dice_before": round(binary_dice(real[mov][1], real[fix][1]), 4)}
+                )
     (out / "test" / "pairs.json").write_text(json.dumps(pairs, indent=2) + "\n")
     d = [b["dice_before"] for b in baseline]
     (out / "test" / "baseline.json").write_text(
@@ -186,7 +168,7 @@ def generate(totalsegmentator: str, pyradiomics: str, output: str | Path, params
         target = out / "example" / f"{key}.nii.gz"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes((out / "test" / first[key]).read_bytes())
-    manifest["versions"] = {m: package_version(m) for m in ("numpy", "scipy", "torch", "nibabel", "itk")}
+    manifest["versions"] = package_versions("numpy", "scipy", "torch", "nibabel", "itk")
     return write_manifest(out, manifest, indent=1)
 
 
@@ -199,20 +181,7 @@ def check(totalsegmentator: str, pyradiomics: str, output: str | Path, verbose: 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point (see the module docstring)."""
-    default_out = Path(__file__).resolve().parents[1] / "data"
-    ap = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument("--totalsegmentator", required=True, help="TotalSegmentator sdist (.tar.gz), its folder or the CT")
-    ap.add_argument("--pyradiomics", required=True, help="pyradiomics source folder or its data/ folder")
-    ap.add_argument("--output", default=str(default_out), help=f"output folder (default {default_out})")
-    ap.add_argument("--check", action="store_true", help="regenerate in a temp folder and compare with the manifest")
-    ap.add_argument("--quiet", action="store_true")
-    args = ap.parse_args(argv)
-    if args.check:
-        return 0 if check(args.totalsegmentator, args.pyradiomics, args.output, verbose=not args.quiet) else 1
-    generate(args.totalsegmentator, args.pyradiomics, args.output, verbose=not args.quiet)
-    return 0
+    return chest_ct_maker_main(__doc__, Path(__file__).resolve().parents[1] / "data", generate, check, argv)
 
 
 if __name__ == "__main__":

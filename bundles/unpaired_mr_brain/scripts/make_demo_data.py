@@ -29,24 +29,30 @@ Output layout (DeepReg "unpaired" layout; DDF convention in ``docs/conventions.m
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import torch
 
 from monai_reg_ext import compose_ddf, ddf_voxel_to_mm, dvf_to_ddf, jacobian_determinant, warp_image
 from monai_reg_ext.data.manifest import (
+    binary_dice,
+    check_grid_shape,
     check_regeneration,
-    package_version,
+    clear_outputs,
+    file_hashes,
+    folder_bytes,
+    mean_std,
+    merge_parameters,
+    nifti_image,
+    package_versions,
     save_nifti_gz,
-    sha256_file,
+    source_maker_parser,
+    write_json,
 )
 from monai_reg_ext.data.mni_template import MNI_FILES, antialias, load_mni_template, sample_volumes, target_grid
 
@@ -210,30 +216,12 @@ def _make_subject(seed: int, smoothed, tgt_affine, src_affine, p: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------------------ output
-def _nifti(data: np.ndarray, affine: np.ndarray, descrip: str) -> nib.Nifti1Image:
-    img = nib.Nifti1Image(data, affine)
-    img.header.set_qform(affine, code=1)
-    img.header.set_sform(affine, code=1)
-    img.header.set_xyzt_units("mm")
-    img.header["descrip"] = descrip[:79].encode()
-    return img
-
-
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    s = float(a.sum() + b.sum())
-    return 2.0 * float((a & b).sum()) / s if s > 0 else 1.0
-
-
 def _warp_label(label: np.ndarray, ddf: torch.Tensor) -> np.ndarray:
     """Warp a one-hot (X, Y, Z, 2) label: bilinear on (bg, GM, WM), then argmax (stays one-hot)."""
     onehot = torch.from_numpy(label.astype(np.float64)).permute(3, 0, 1, 2)
     full = torch.cat([1.0 - onehot.sum(0, keepdim=True), onehot])[None]
     arg = warp_image(full, ddf.to(torch.float64), mode="bilinear", padding_mode="border")[0].argmax(0).numpy()
     return np.stack([arg == 1, arg == 2], axis=-1).astype(np.uint8)
-
-
-def _stats(values: list[float]) -> dict:
-    return {"mean": round(float(np.mean(values)), 4), "std": round(float(np.std(values)), 4)}
 
 
 def generate(source: str | None, output: str | Path, params: dict | None = None, verbose: bool = True) -> dict:
@@ -245,13 +233,8 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
         params: overrides of :data:`DEFAULTS`.
         verbose: print progress and the baseline.
     """
-    p = {**DEFAULTS, **(params or {})}
-    unknown = set(p) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown parameters {sorted(unknown)}; expected keys of {sorted(DEFAULTS)}.")
-    p["shape"] = [int(s) for s in p["shape"]]
-    if len(p["shape"]) != 3 or min(p["shape"]) < 8:
-        raise ValueError(f"shape must be 3 sizes >= 8, got {p['shape']}.")
+    p = merge_parameters(DEFAULTS, params)
+    p["shape"] = check_grid_shape(p["shape"])
     if p["n_test"] < 2 or p["n_train"] < 1 or p["n_val"] < 0:
         raise ValueError(
             f"need n_train >= 1, n_val >= 0, n_test >= 2; got {p['n_train']}, {p['n_val']}, {p['n_test']}."
@@ -267,13 +250,7 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
     smoothed = antialias(volumes, src_affine, float(p["spacing"]))
 
     out = Path(output)
-    for sub in ("train", "val", "test", "example", "manifest.json"):
-        target = out / sub
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+    clear_outputs(out, ("train", "val", "test", "example", "manifest.json"))
 
     subjects_info, test_subjects = {}, []
     for split in ("train", "val", "test"):
@@ -282,11 +259,12 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
             subj = _make_subject(int(p[f"seed_{split}"]) + k, smoothed, tgt_affine, src_affine, p)
             name = f"subject_{k:03d}.nii.gz"
             save_nifti_gz(
-                _nifti(subj["image"], tgt_affine, "synthetic subject: MNI152 2009a T1, random warp"),
+                nifti_image(subj["image"], tgt_affine, "synthetic subject: MNI152 2009a T1, random warp"),
                 out / split / "images" / name,
             )
             save_nifti_gz(
-                _nifti(subj["label"], tgt_affine, "one-hot labels [GM, WM] (last axis)"), out / split / "labels" / name
+                nifti_image(subj["label"], tgt_affine, "one-hot labels [GM, WM] (last axis)"),
+                out / split / "labels" / name,
             )
             subjects_info[split].append({"file": name, **subj["info"]})
             if split == "test":
@@ -304,7 +282,9 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
         q = torch.round(true / p["ddf_scale"])
         if float(q.abs().max()) > 32767:
             raise ValueError(f"pair {idx}: displacement {float(true.abs().max())} voxels overflows int16 at ddf_scale.")
-        ddf_img = _nifti(q[0].permute(1, 2, 3, 0).numpy().astype(np.int16), tgt_affine, "voxel DDF, pull, ch k=axis k")
+        ddf_img = nifti_image(
+            q[0].permute(1, 2, 3, 0).numpy().astype(np.int16), tgt_affine, "voxel DDF, pull, ch k=axis k"
+        )
         ddf_img.header.set_slope_inter(p["ddf_scale"], 0.0)
         ddf_name = f"true_ddf/pair_{idx:02d}.nii.gz"
         save_nifti_gz(ddf_img, out / "test" / ddf_name)
@@ -327,26 +307,26 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
                 "pair": idx,
                 **{k: entry[k] for k in ("moving", "fixed", "ddf")},
                 "no_registration": {
-                    "dice_gm": round(_dice(mov["label"][..., 0] > 0, fix["label"][..., 0] > 0), 4),
-                    "dice_wm": round(_dice(mov["label"][..., 1] > 0, fix["label"][..., 1] > 0), 4),
+                    "dice_gm": round(binary_dice(mov["label"][..., 0] > 0, fix["label"][..., 0] > 0), 4),
+                    "dice_wm": round(binary_dice(mov["label"][..., 1] > 0, fix["label"][..., 1] > 0), 4),
                     "mean_disp_mm_in_brain": round(float(mm[brain].mean()), 4),
                     "max_disp_mm_in_brain": round(float(mm[brain].max()), 4),
                     "clean_image_mae": round(float(np.abs(mov["clean"] - fix["clean"])[brain].mean()), 4),
                     "true_ddf_jacobian_min": round(float(jacobian_determinant(stored).min()), 4),
                 },
                 "true_ddf": {
-                    "dice_gm": round(_dice(warped_label[..., 0] > 0, fix["label"][..., 0] > 0), 4),
-                    "dice_wm": round(_dice(warped_label[..., 1] > 0, fix["label"][..., 1] > 0), 4),
+                    "dice_gm": round(binary_dice(warped_label[..., 0] > 0, fix["label"][..., 0] > 0), 4),
+                    "dice_wm": round(binary_dice(warped_label[..., 1] > 0, fix["label"][..., 1] > 0), 4),
                     "clean_image_mae": round(float(np.abs(warped_clean - fix["clean"])[brain].mean()), 4),
                 },
             }
         )
-    (out / "test" / "pairs.json").write_text(json.dumps(pairs, indent=2) + "\n")
+    write_json(out / "test" / "pairs.json", pairs)
 
     summary = {}
     for kind in ("no_registration", "true_ddf"):
         keys = baseline_pairs[0][kind].keys()
-        summary[kind] = {k: _stats([b[kind][k] for b in baseline_pairs]) for k in keys}
+        summary[kind] = {k: mean_std([b[kind][k] for b in baseline_pairs]) for k in keys}
     baseline = {
         "description": (
             "Test pairs (moving -> fixed). no_registration: Dice of the moving vs fixed label, |true displacement| "
@@ -357,7 +337,7 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
         "summary": summary,
         "pairs": baseline_pairs,
     }
-    (out / "test" / "baseline.json").write_text(json.dumps(baseline, indent=2) + "\n")
+    write_json(out / "test" / "baseline.json", baseline)
 
     # example pair = test pair 0
     first = pairs[0]
@@ -370,35 +350,22 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
         (out / "example").mkdir(parents=True, exist_ok=True)
         shutil.copyfile(out / "test" / first[key], out / "example" / f"{dst}.nii.gz")
 
-    files = {
-        str(f.relative_to(out)).replace("\\", "/"): sha256_file(f)
-        for f in sorted(out.rglob("*"))
-        if f.is_file() and f.name != "manifest.json" and f.parts[len(out.parts)] in ("train", "val", "test", "example")
-    }
+    files = file_hashes(out, lambda rel: rel.parts[0] in ("train", "val", "test", "example"))
     manifest = {
         "generator": "bundles/unpaired_mr_brain/scripts/make_demo_data.py",
         "source": {"description": "MNI ICBM152 2009a symmetric (nilearn), T1 + GM + WM", "sha256": src_hashes},
         "parameters": p,
         "grid": {"shape": list(shape), "affine": tgt_affine.tolist(), "brain_margins": margins},
         "subjects": subjects_info,
-        "versions": {
-            "numpy": np.__version__,
-            "scipy": package_version("scipy"),
-            "torch": torch.__version__,
-            "nibabel": nib.__version__,
-        },
+        "versions": package_versions("numpy", "scipy", "torch", "nibabel"),
         "files": files,
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_json(out / "manifest.json", manifest)
     say("baseline (mean +- std over test pairs):")
     for kind, vals in summary.items():
         say(f"  {kind}: " + ", ".join(f"{k} {v['mean']:.4f} +- {v['std']:.4f}" for k, v in vals.items()))
-    say(f"wrote {len(files)} files to {out} ({_folder_bytes(out) / 1e6:.2f} MB)")
+    say(f"wrote {len(files)} files to {out} ({folder_bytes(out) / 1e6:.2f} MB)")
     return manifest
-
-
-def _folder_bytes(folder: Path) -> int:
-    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
 
 def check(source: str | None, output: str | Path, verbose: bool = True) -> bool:
@@ -413,13 +380,7 @@ def check(source: str | None, output: str | Path, verbose: bool = True) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point (see the module docstring)."""
     default_out = Path(__file__).resolve().parents[1] / "data"
-    ap = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument("--source", default=None, help="nilearn wheel, 'nilearn' (installed) or folder with the 3 files")
-    ap.add_argument("--output", default=str(default_out), help=f"output folder (default {default_out})")
-    ap.add_argument("--check", action="store_true", help="regenerate in a temp folder and compare with the manifest")
-    ap.add_argument("--quiet", action="store_true")
+    ap = source_maker_parser(__doc__, default_out, "nilearn wheel, 'nilearn' (installed) or folder with the 3 files")
     ap.add_argument("--shape", type=int, nargs=3, default=DEFAULTS["shape"], help="grid size in voxels")
     for key in ("spacing", "max_displacement", "smoothness", "bias_max", "noise_std", "ddf_scale"):
         ap.add_argument(f"--{key.replace('_', '-')}", type=float, default=DEFAULTS[key])

@@ -16,23 +16,17 @@ pair (data loading excluded).
 
 from __future__ import annotations
 
-import json
-import platform
 import time
 from collections.abc import Sequence
 from itertools import combinations
 from pathlib import Path
 
 import fire
-import numpy as np
 import torch
 
+from monai_reg_ext.reporting import mean_std, run_environment, update_eval_metrics, write_evaluation
+
 BUNDLE = Path(__file__).resolve().parents[1]
-
-
-def _stats(values: list[float]) -> dict[str, float]:
-    v = np.asarray(values, dtype=float)
-    return {"mean": round(float(v.mean()), 4), "std": round(float(v.std()), 4), "n": int(v.size)}
 
 
 def fold_pairs(fold_dirs: Sequence[str | Path]) -> list[tuple[str, str, str, str]]:
@@ -101,7 +95,7 @@ def evaluate_pairs(
 
 def summarise(rows: list[dict]) -> dict:
     """Mean ± std of every numeric column."""
-    return {k: _stats([r[k] for r in rows]) for k in rows[0] if k != "pair"}
+    return {k: mean_std([r[k] for r in rows]) for k in rows[0] if k != "pair"}
 
 
 def evaluate(
@@ -131,28 +125,25 @@ def evaluate(
         "test_folds": folds,
         "weights": Path(weights).name if weights else "models/model.pt",
         "device": "cpu",
-        "torch_threads": torch.get_num_threads(),
-        "machine": platform.processor() or platform.machine(),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        **run_environment(),
         "summary": summary,
         "pairs": rows,
     }
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "results.md").write_text(markdown(summary, f"folds {folds}"))
+    write_evaluation(out, results, markdown(summary, f"folds {folds}"))
     for r in rows:
         print(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items()))
     if update_metadata:
-        meta_path = root / "configs" / "metadata.json"
-        meta = json.loads(meta_path.read_text())
-        meta["eval_metrics"] = {
-            "test_mean_lncc": summary["lncc_after"]["mean"],
-            "test_mean_dice_hidden_gland": summary["dice_gland_after"]["mean"],
-            "test_folding_fraction": summary["folding_fraction"]["mean"],
-            "test_seconds_per_pair_cpu": summary["seconds_network"]["mean"],
-            "no_registration_mean_lncc": summary["lncc_before"]["mean"],
-            "no_registration_mean_dice_hidden_gland": summary["dice_gland_before"]["mean"],
-        }
-        meta_path.write_text(json.dumps(meta, indent=4) + "\n")
+        update_eval_metrics(
+            root,
+            {
+                "test_mean_lncc": summary["lncc_after"]["mean"],
+                "test_mean_dice_hidden_gland": summary["dice_gland_after"]["mean"],
+                "test_folding_fraction": summary["folding_fraction"]["mean"],
+                "test_seconds_per_pair_cpu": summary["seconds_network"]["mean"],
+                "no_registration_mean_lncc": summary["lncc_before"]["mean"],
+                "no_registration_mean_dice_hidden_gland": summary["dice_gland_before"]["mean"],
+            },
+        )
     return results
 
 

@@ -26,8 +26,6 @@ Output layout (DeepReg's: one folder per fold, unpaired H5 layout)::
 
 from __future__ import annotations
 
-import argparse
-import gzip
 import io
 import json
 import math
@@ -40,7 +38,15 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from monai_reg_ext.data.manifest import check_regeneration, sha256_file
+from monai_reg_ext.data.manifest import (
+    centred_affine,
+    check_regeneration,
+    file_hashes,
+    nifti_image,
+    save_nifti_gz,
+    synthetic_maker_main,
+    write_json,
+)
 from monai_reg_ext.data.ultrasound import simulate_ultrasound
 
 __all__ = ["DEFAULTS", "Subject", "render_subject", "generate", "check", "main"]
@@ -169,15 +175,7 @@ def _write_h5(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 def _save_nifti(data: np.ndarray, spacing: float, path: Path, descrip: str) -> None:
     """``.nii.gz`` with a centred ``spacing`` mm grid; gzip without time stamp (same bytes each run)."""
-    affine = np.diag([spacing, spacing, spacing, 1.0])
-    affine[:3, 3] = -(np.asarray(data.shape) - 1) / 2.0 * spacing
-    img = nib.Nifti1Image(data, affine)
-    img.header.set_qform(affine, code=1)
-    img.header.set_sform(affine, code=1)
-    img.header.set_xyzt_units("mm")
-    img.header["descrip"] = descrip[:79].encode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(gzip.compress(img.to_bytes(), compresslevel=9, mtime=0))
+    save_nifti_gz(nifti_image(data, centred_affine(data.shape, spacing), descrip), path)
 
 
 def generate(output: str | Path, params: dict | None = None, verbose: bool = True) -> dict:
@@ -216,19 +214,16 @@ def generate(output: str | Path, params: dict | None = None, verbose: bool = Tru
         if verbose:
             vols = [float(m.sum()) * float(params["spacing_mm"]) ** 3 / 1000 for m in masks.values()]
             print(f"fold{fold}: {per_fold} subjects, gland volume {np.mean(vols):.1f} +- {np.std(vols):.1f} ml")
-    files = sorted(
-        f
-        for f in out.rglob("*")
-        if f.is_file() and (f.name == "test_pairs.json" or f.parts[len(out.parts)].startswith(("fold", "example")))
-    )
     manifest = {
         "generator": "bundles/unpaired_us_prostate_cv/scripts/make_demo_data.py",
         "synthetic": True,
         "parameters": params,
         "versions": {"numpy": np.__version__, "h5py": h5py.__version__, "nibabel": nib.__version__},
-        "files": {f.relative_to(out).as_posix(): sha256_file(f) for f in files},
+        "files": file_hashes(
+            out, lambda rel: rel.name == "test_pairs.json" or rel.parts[0].startswith(("fold", "example"))
+        ),
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_json(out / "manifest.json", manifest, indent=2)
     return manifest
 
 
@@ -240,17 +235,7 @@ def check(output: str | Path, verbose: bool = True) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point (see the module docstring)."""
     default_out = Path(__file__).resolve().parents[1] / "data"
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--output", default=str(default_out), help=f"output folder (default {default_out})")
-    ap.add_argument("--check", action="store_true", help="regenerate in a temp folder and compare with the manifest")
-    ap.add_argument("--quiet", action="store_true")
-    ap.add_argument("--seed", type=int, default=DEFAULTS["seed"])
-    ap.add_argument("--subjects-per-fold", type=int, default=DEFAULTS["subjects_per_fold"])
-    args = ap.parse_args(argv)
-    if args.check:
-        return 0 if check(args.output, verbose=not args.quiet) else 1
-    generate(args.output, {"seed": args.seed, "subjects_per_fold": args.subjects_per_fold}, verbose=not args.quiet)
-    return 0
+    return synthetic_maker_main(__doc__, default_out, generate, check, DEFAULTS, ("seed", "subjects_per_fold"), argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,56 @@
+"""monai_reg_ext.reporting: the shared writers of the bundles' run/evaluate scripts and the benchmarks."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from monai_reg_ext.reporting import emit_report, mean_std, save_pair_outputs, update_eval_metrics, write_evaluation
+
+
+def test_mean_std_rounds_and_counts():
+    assert mean_std([1.0, 2.0, 4.0]) == {"mean": 2.3333, "std": 1.2472, "n": 3}
+
+
+def test_save_pair_outputs_writes_and_refuses_overwrite(tmp_path):
+    ddf = torch.zeros(1, 3, 5, 5, 5)
+    args = dict(
+        metrics={"dice": 1.0},
+        loss_curve=[2.0, 1.0],
+        warped=torch.ones(1, 5, 5, 5),
+        warped_label=torch.ones(1, 5, 5, 5),
+        ddf=ddf,
+        affine=np.eye(4),
+        warped_dtype=np.int16,
+        extra_json={"theta.json": {"a": [1, 2]}},
+    )
+    save_pair_outputs(tmp_path / "p", **args)
+    names = {p.name for p in (tmp_path / "p").iterdir()}
+    assert {"theta.json", "metrics.json", "loss_curve.json", "warped.nii.gz", "warped_label.nii.gz"} <= names
+    assert json.loads((tmp_path / "p" / "theta.json").read_text()) == {"a": [1, 2]}
+    with pytest.raises(FileExistsError, match="theta.json"):
+        save_pair_outputs(tmp_path / "p", **args)
+    save_pair_outputs(tmp_path / "p", **args, overwrite=True)
+
+
+def test_evaluation_files_and_metadata(tmp_path):
+    write_evaluation(tmp_path, {"summary": {}}, "| table |\n")
+    assert json.loads((tmp_path / "results.json").read_text()) == {"summary": {}}
+    assert (tmp_path / "results.md").read_text() == "| table |\n"
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "metadata.json").write_text(json.dumps({"version": "1", "eval_metrics": {"old": 0}}))
+    update_eval_metrics(tmp_path, {"dice": 0.9})
+    assert json.loads((tmp_path / "configs" / "metadata.json").read_text()) == {
+        "version": "1",
+        "eval_metrics": {"dice": 0.9},
+    }
+
+
+def test_emit_report_prints_and_writes(tmp_path, capsys):
+    report = {"a": 1}
+    assert emit_report(report, tmp_path / "r.json") is report
+    assert json.loads(capsys.readouterr().out) == report
+    assert json.loads((tmp_path / "r.json").read_text()) == report
