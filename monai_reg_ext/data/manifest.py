@@ -318,5 +318,10 @@ def binary_dice(a: np.ndarray, b: np.ndarray, empty: float = 1.0) -> float:
 
 
 def mean_std(values: Sequence[float]) -> dict[str, float]:
-    """``{"mean": ..., "std": ...}`` of ``values``, rounded to 4 decimals (the makers' baseline summaries)."""
-    return {"mean": round(float(np.mean(values)), 4), "std": round(float(np.std(values)), 4)}
+    """``{"mean": ..., "std": ...}`` of ``values``, rounded to 4 decimals (the makers' baseline summaries):
+    :func:`monai_reg_ext.reporting.mean_std` without the count, which the shipped manifests do not record."""
+    from ..reporting import mean_std as summary
+
+    out = summary(values)
+    del out["n"]
+    return out
