@@ -5,6 +5,7 @@ Conventions (DDF layout, units, moving vs fixed) are written once in ``docs/conv
 
 from __future__ import annotations
 
+from ._version import __version__ as __version__
 from .api import RegistrationResult, register
 from .spatial import (
     affine_to_ddf,
@@ -17,8 +18,6 @@ from .spatial import (
     resize_image,
     warp_image,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "register",

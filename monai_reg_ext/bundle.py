@@ -39,12 +39,14 @@ def load_bundle(
     device: str | torch.device | None = None,
     weights: str | os.PathLike | None = None,
     config_file: str = "configs/inference.json",
+    overrides: dict[str, Any] | None = None,
 ) -> BundleModel:
     """Build a bundle's ``network_def`` and load its weights (``torch.load(..., weights_only=True)``).
 
     The inference config must define ``network_def`` and ``spatial_size`` (optional: ``anti_aliasing``); the
     weights default to ``<bundle_dir>/models/model.pt`` (a plain state dict, as MONAI's ``CheckpointSaver`` writes
-    it, or a ``{"network": state_dict}`` / ``{"state_dict": ...}`` dict).
+    it, or a ``{"network": state_dict}`` / ``{"state_dict": ...}`` dict). ``overrides`` set config entries after
+    reading (e.g. ``{"spatial_dims": 2, "spatial_size": [128, 128]}`` for a bundle's 2D weights).
 
     Raises:
         FileNotFoundError: naming the missing folder, config or weights file (NotADirectoryError for a file).
@@ -62,6 +64,8 @@ def load_bundle(
     parser = ConfigParser()
     parser.read_config(str(cfg_path))
     parser["bundle_root"] = str(root)
+    for key, value in (overrides or {}).items():
+        parser[key] = value
     for key in ("network_def", "spatial_size"):
         if key not in parser:
             raise ValueError(f"{cfg_path}: missing key {key!r} (needed to build the registration network).")

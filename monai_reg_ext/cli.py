@@ -76,21 +76,52 @@ def train(bundle: str | None = None, config_file: str | None = None, **overrides
     _run_bundle("training", **files, **overrides)
 
 
-def evaluate(bundle: str, **overrides: Any) -> None:
-    """Evaluate a trained bundle on its validation/test split (``run evaluating`` with train.json + evaluate.json).
+def evaluate(
+    bundle: str,
+    pairs: str | None = None,
+    output: str | None = None,
+    methods: str | list[str] = "none,network",
+    device: str = "cpu",
+    overwrite: bool = False,
+    **overrides: Any,
+) -> str | None:
+    """Evaluate a trained bundle.
+
+    Without ``--pairs``: on its validation/test split with MONAI's runner (``run evaluating`` with train.json +
+    evaluate.json). With ``--pairs PAIRS.json``: every pair of the file by :mod:`monai_reg_ext.evaluation`
+    (no registration, the bundle's network, optional peers), scored on the fixed images' native grids: Dice per
+    label, TRE (mm, with landmarks), folding fraction, SDlogJ, seconds -> ``OUTPUT/results.json`` and ``results.md``.
 
     Args:
-        bundle: a bundle folder with configs/evaluate.json.
-        overrides: config overrides, e.g. ``--dataset_dir /data``.
+        bundle: a bundle folder (configs/, models/).
+        pairs: JSON list of pairs (``moving``, ``fixed``, optional ``moving_label``/``fixed_label``,
+            ``moving_landmarks``/``fixed_landmarks``, ``ddf``; relative to the file).
+        output: results folder for ``--pairs`` (default ``<bundle>/runs/evaluate_pairs``).
+        methods: for ``--pairs``: comma-separated among ``none``, ``network``, ``network+ioN``, ``true_ddf``,
+            ``ants_syn``, ``ants_syn_full``, ``elastix_bspline``, ``greedy`` (a missing peer package is skipped).
+        device: where the network runs (``--pairs``).
+        overwrite: replace existing results files (``--pairs``).
+        overrides: config overrides of the runner, e.g. ``--dataset_dir /data``.
     """
-    _run_bundle("evaluating", **_bundle_files(bundle, ("evaluate.json",)), **overrides)
+    if pairs is None:
+        _run_bundle("evaluating", **_bundle_files(bundle, ("evaluate.json",)), **overrides)
+        return None
+    from .evaluation import evaluate_bundle_on_pairs
+
+    if overrides:
+        raise ValueError(f"evaluate --pairs: unexpected options {sorted(overrides)}.")
+    names = [m.strip() for m in methods.split(",")] if isinstance(methods, str) else list(methods)
+    out = output or str(Path(bundle) / "runs" / "evaluate_pairs")
+    evaluate_bundle_on_pairs(bundle, pairs, out, names, device, overwrite)
+    print(Path(out, "results.md").read_text())
+    return out
 
 
 def register(
-    bundle: str,
     moving: str,
     fixed: str,
     output: str,
+    bundle: str | None = None,
     moving_label: str | None = None,
     fixed_label: str | None = None,
     moving_landmarks: str | None = None,
@@ -101,15 +132,25 @@ def register(
     figure: bool = True,
     instance_optimisation: int = 0,
     weights: str | None = None,
+    stages: str = "affine,deformable",
+    similarity: str = "lncc",
+    transform: str = "bspline",
+    initialisation: str = "moments",
+    inverse: bool = False,
+    threads: int | None = None,
+    quiet: bool = False,
 ) -> dict[str, str]:
     """Register one pair and write warped_moving.nii.gz, ddf.nii.gz (ITK displacement field, mm), the warped label,
     metrics.csv and registration.png into OUTPUT (all on the fixed image's grid and affine).
 
+    Without --bundle, the pair is registered by optimisation (no network): initial alignment, affine, then
+    deformable, coarse to fine (docs/optimisation.md); affine.tfm then holds the affine alone (ITK transform file).
+
     Args:
-        bundle: bundle folder (configs/inference.json + models/model.pt).
         moving: moving image file (NIfTI, .mha, .nrrd...).
-        fixed: fixed image file.
+        fixed: fixed image file; its grid and affine define every output.
         output: output folder.
+        bundle: bundle folder (configs/inference.json + models/model.pt); none: registration by optimisation.
         moving_label: moving label file (values in [0, 1], several classes as one-hot channels).
         fixed_label: fixed label file, for Dice.
         moving_landmarks: CSV/JSON points in the moving image, for TRE.
@@ -117,16 +158,33 @@ def register(
         landmark_space: "voxel" or "physical" (world RAS mm).
         device: "cpu", "cuda"... (default: CUDA when available).
         overwrite: replace existing output files.
-        figure: write registration.png.
-        instance_optimisation: iterations refining the network's DDF on the pair with the bundle's image loss and
-            regulariser (0: none; see docs/optimisation.md).
-        weights: another weights file of the same network (e.g. a bundle's models/model_unsupervised.pt or a
+        figure: write registration.png (--nofigure to skip it).
+        instance_optimisation: with --bundle, iterations refining the network's DDF on the pair with the bundle's
+            image loss and regulariser (0: none; docs/optimisation.md).
+        weights: with --bundle, another weights file of the same network (e.g. models/model_unsupervised.pt or a
             training run's best_model.pt); default: BUNDLE/models/model.pt.
+        stages: without --bundle, "affine,deformable" (default), "affine" or "deformable".
+        similarity: without --bundle, "lncc" (same contrast), "mi" (mutual information), "mind" (MIND-SSC
+            descriptors), "ngf" or "ssd"; use "mi" or "mind" for different contrasts or modalities.
+        transform: without --bundle, the deformable model: "bspline" (control points), "ddf" (dense) or "dvf"
+            (diffeomorphic, stationary velocity).
+        initialisation: without --bundle, "moments" (centres of mass), "centres" (image centres) or "none".
+        inverse: also write inverse_ddf.nii.gz and report the inverse-consistency error (voxels).
+        threads: CPU threads for torch (default: torch's choice).
+        quiet: no progress bar.
     """
+    import torch
+
     from .api import register as api_register
     from .bundle import load_bundle
 
-    model = load_bundle(bundle, device=device, weights=weights) if weights is not None else bundle
+    if threads is not None:
+        if int(threads) < 1:
+            raise ValueError(f"--threads: expected an int >= 1, got {threads}.")
+        torch.set_num_threads(int(threads))
+    model = load_bundle(bundle, device=device, weights=weights) if (weights is not None and bundle) else bundle
+    if weights is not None and not bundle:
+        raise ValueError("--weights needs --bundle (the network those weights belong to).")
     result = api_register(
         moving,
         fixed,
@@ -138,6 +196,12 @@ def register(
         landmark_space=landmark_space,
         device=device,
         instance_optimisation=instance_optimisation,
+        stages=stages,
+        similarity=similarity,
+        transform=transform,
+        initialisation=initialisation,
+        inverse=inverse,
+        progress=not quiet and sys.stderr.isatty(),
     )
     paths = result.save(output, overwrite=overwrite, figure=figure)
     for k, v in result.metrics.items():
@@ -243,9 +307,8 @@ def warp(image: str, ddf: str, output: str, mode: str = "bilinear", overwrite: b
     import torch
     from monai.data import MetaTensor
 
-    from .api import _on_fixed_grid, load_input
-    from .io import load_ddf, save_image
-    from .spatial import warp_image
+    from .io import load_ddf, load_input, save_image
+    from .spatial import resample_to_grid, warp_image
 
     if mode not in ("bilinear", "nearest", "label"):
         raise ValueError(f"warp: mode must be 'bilinear', 'nearest' or 'label', got {mode!r}.")
@@ -260,7 +323,7 @@ def warp(image: str, ddf: str, output: str, mode: str = "bilinear", overwrite: b
 
     ref_affine = to_affine_nd(int(img.affine.shape[0]) - 1, np.asarray(affine))  # same affine size as the image
     ref = MetaTensor(torch.zeros(1, *field.shape[1:]), affine=torch.as_tensor(np.asarray(ref_affine)))
-    img = _on_fixed_grid(img, ref, f"image {image}", reference=f"DDF {ddf}")
+    img = resample_to_grid(img, ref, f"image {image}", reference_name=f"DDF {ddf}")
     warped = warp_image(img.as_tensor()[None], field[None].float(), mode="nearest" if mode == "nearest" else "bilinear")
     out = warped[0].numpy()
     if mode == "label":

@@ -1,15 +1,13 @@
-"""Writing registration results: per-pair outputs of a run, evaluation summaries and benchmark reports.
+"""Writing registration results of the optimisation-based bundles' ``run`` entries and of the benchmark scripts.
 
-Shared by the optimisation-based bundles' ``run`` entries, the bundles' ``evaluate_results.py`` scripts and the
-benchmark scripts, so that they write the same files in the same layout.
+Evaluation summaries (statistics, results files, ``eval_metrics``) live in :mod:`monai_reg_ext.evaluation`;
+:func:`mean_std` is re-exported from there.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import platform
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,45 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = [
-    "mean_std",
-    "run_environment",
-    "write_evaluation",
-    "update_eval_metrics",
-    "optimisation_metrics",
-    "save_pair_outputs",
-    "emit_report",
-]
+from .evaluation.summary import mean_std
 
-
-def mean_std(values: Sequence[float]) -> dict[str, float]:
-    """``{"mean", "std", "n"}`` of ``values`` (population std; mean and std rounded to 4 decimals)."""
-    v = np.asarray(values, dtype=float)
-    return {"mean": round(float(v.mean()), 4), "std": round(float(v.std()), 4), "n": int(v.size)}
-
-
-def run_environment() -> dict[str, Any]:
-    """Where and when an evaluation ran: ``torch_threads``, ``machine`` and ``date`` (UTC, to the minute)."""
-    return {
-        "torch_threads": torch.get_num_threads(),
-        "machine": platform.processor() or platform.machine(),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-    }
-
-
-def write_evaluation(out_dir: str | os.PathLike, results: Mapping[str, Any], markdown: str) -> None:
-    """Write ``results.json`` (indented by 2) and ``results.md`` (the README table) into ``out_dir``."""
-    out = Path(out_dir)
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "results.md").write_text(markdown)
-
-
-def update_eval_metrics(bundle_root: str | os.PathLike, eval_metrics: Mapping[str, Any]) -> None:
-    """Replace ``eval_metrics`` in the bundle's ``configs/metadata.json`` (rewritten indented by 4)."""
-    meta_path = Path(bundle_root) / "configs" / "metadata.json"
-    meta = json.loads(meta_path.read_text())
-    meta["eval_metrics"] = dict(eval_metrics)
-    meta_path.write_text(json.dumps(meta, indent=4) + "\n")
+__all__ = ["mean_std", "optimisation_metrics", "save_pair_outputs", "emit_report"]
 
 
 def optimisation_metrics(result: Any, device: str | torch.device) -> dict[str, Any]:

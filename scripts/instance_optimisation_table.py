@@ -38,7 +38,8 @@ import torch
 # run as `python scripts/instance_optimisation_table.py`: its own folder is on sys.path, so the sibling script imports
 from compare_registration import configure_threads, evaluate_ddf, load_pair
 
-from monai_reg_ext.api import _instance_optimisation_settings, register
+from monai_reg_ext.api import register
+from monai_reg_ext.api.settings import instance_optimisation_settings
 from monai_reg_ext.bundle import load_bundle
 from monai_reg_ext.spatial import resize_ddf
 
@@ -151,7 +152,7 @@ def main(
     items = items.get("pairs", items) if isinstance(items, dict) else items
     loaded = [load_pair(item, pairs_path.parent) for item in items]
     model = load_bundle(bundle, device=device)
-    settings = _instance_optimisation_settings(model, None)
+    settings = instance_optimisation_settings(model, None)
     if warmup:  # one untimed call of each kind (allocations, lazy imports)
         p = loaded[0]["paths"]
         register(str(p["moving"]), str(p["fixed"]), bundle=model, device=device, instance_optimisation=2)

@@ -1,7 +1,8 @@
-"""Helpers shared by tests: tiny bundles built in a temporary folder, and the checks and smoke runs that the bundle
-test modules (``tests/bundles/test_*.py``) share: metadata / network I/O / weights checks, loading a bundle's
+"""Generic helpers shared by tests: tiny bundles built in a temporary folder, and the checks and smoke runs that the
+bundle test modules (``tests/bundles/test_*.py``) share: metadata / network I/O / weights checks, loading a bundle's
 scripts, parsing its configs with overrides, copying a small part of its shipped data, and training / evaluating /
-inferring through its real configs."""
+inferring through its real configs. Checks of one kind of bundle live beside their tests (the lung CT bundles':
+``tests/bundles/lung_checks.py``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 
@@ -369,45 +369,3 @@ def write_absolute_pairs(
     absolute = [{k: v if k in kept else str(base / v) for k, v in p.items()} for p in pairs]
     pairs_file.write_text(json.dumps(absolute))
     return pairs_file
-
-
-def make_fake_learn2reg_lung(src: Path, cases: Iterable[int], shape: tuple[int, int, int] = (12, 10, 8)) -> Path:
-    """A fake copy of the Learn2Reg lung CT layout: ``src/scans`` and ``src/lungMasks`` hold
-    ``case_<c:03d>_{insp,exp}.nii.gz`` of each case ``c`` (HU ~ N(-700, 100); the mask is HU < -700; identity affine).
-
-    Returns ``src``.
-    """
-    import nibabel as nib
-
-    for sub in ("scans", "lungMasks"):
-        (src / sub).mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for c in cases:
-        for phase in ("insp", "exp"):
-            img = rng.normal(-700, 100, size=shape).astype(np.float32)
-            nib.save(nib.Nifti1Image(img, np.eye(4)), str(src / "scans" / f"case_{c:03d}_{phase}.nii.gz"))
-            mask = (img < -700).astype(np.uint8)
-            nib.save(nib.Nifti1Image(mask, np.eye(4)), str(src / "lungMasks" / f"case_{c:03d}_{phase}.nii.gz"))
-    return src
-
-
-def check_learn2reg_lung_prepare_errors(prep: ModuleType, src: Path, prepared: Path, missing: Path) -> None:
-    """A lung CT bundle's ``prepare_learn2reg_lung.prepare`` refuses to write into the non-empty ``prepared``
-    folder, and, once the file ``missing`` of the fake layout ``src`` is deleted, names its case (``case_<c:03d>``)."""
-    with pytest.raises(FileExistsError, match="not empty"):
-        prep.prepare(str(src), str(prepared))
-    missing.unlink()
-    with pytest.raises(FileNotFoundError, match=missing.name.rsplit("_", 1)[0]):
-        prep.prepare(str(src), str(prepared.parent / "other"))
-
-
-def check_lung_ct_demo_data(bundle: Path) -> None:
-    """A lung CT bundle's ``make_demo_data.check`` regenerates its shipped ``data`` identically from the
-    TotalSegmentator 2.18.0 and pyradiomics source folders under ``downloads/`` (in the repository or beside it);
-    skips the test when they are not there."""
-    for base in (REPO_ROOT / "downloads", REPO_ROOT.parent / "downloads"):
-        ts, pr = base / "ts" / "totalsegmentator-2.18.0", base / "pyradiomics_data"
-        if ts.is_dir() and pr.is_dir():
-            assert load_bundle_script(bundle, "make_demo_data").check(str(ts), str(pr), bundle / "data")
-            return
-    pytest.skip("the TotalSegmentator / pyradiomics source files are not under downloads/ (see docs/data.md)")

@@ -1,4 +1,5 @@
-"""monai_reg_ext.reporting: the shared writers of the bundles' run/evaluate scripts and the benchmarks."""
+"""monai_reg_ext.reporting: the shared writers of the classical bundles' run scripts and the benchmarks (evaluation
+summaries: tests/evaluation)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from monai_reg_ext.reporting import emit_report, mean_std, save_pair_outputs, update_eval_metrics, write_evaluation
+from monai_reg_ext.reporting import emit_report, mean_std, save_pair_outputs
 
 
 def test_mean_std_rounds_and_counts():
@@ -34,19 +35,6 @@ def test_save_pair_outputs_writes_and_refuses_overwrite(tmp_path):
     with pytest.raises(FileExistsError, match="theta.json"):
         save_pair_outputs(tmp_path / "p", **args)
     save_pair_outputs(tmp_path / "p", **args, overwrite=True)
-
-
-def test_evaluation_files_and_metadata(tmp_path):
-    write_evaluation(tmp_path, {"summary": {}}, "| table |\n")
-    assert json.loads((tmp_path / "results.json").read_text()) == {"summary": {}}
-    assert (tmp_path / "results.md").read_text() == "| table |\n"
-    (tmp_path / "configs").mkdir()
-    (tmp_path / "configs" / "metadata.json").write_text(json.dumps({"version": "1", "eval_metrics": {"old": 0}}))
-    update_eval_metrics(tmp_path, {"dice": 0.9})
-    assert json.loads((tmp_path / "configs" / "metadata.json").read_text()) == {
-        "version": "1",
-        "eval_metrics": {"dice": 0.9},
-    }
 
 
 def test_emit_report_prints_and_writes(tmp_path, capsys):

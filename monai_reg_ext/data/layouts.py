@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from .io import h5_ref, is_h5_ref, natural_key, ref_exists, scan_h5_file, scan_image_folder, split_h5_ref
+from ..io.folders import natural_key, scan_image_folder
+from ..io.h5 import h5_ref, is_h5_ref, ref_exists, scan_h5_file, split_h5_ref
 
 __all__ = [
     "ImageEntry",

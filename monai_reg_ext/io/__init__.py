@@ -1,4 +1,4 @@
-"""File I/O for registration: ITK-compatible DDF files, landmarks, images.
+"""File I/O for registration: ITK-compatible DDF files, landmarks, images, H5 datasets and image folders.
 
 World frame: NIfTI/MONAI RAS (the affine as nibabel reads it). DDF files are ITK displacement fields (LPS mm); see
 :mod:`.ddf` and ``docs/conventions.md``.
@@ -7,8 +7,12 @@ World frame: NIfTI/MONAI RAS (the affine as nibabel reads it). DDF files are ITK
 from __future__ import annotations
 
 from .ddf import itk_geometry_from_affine, load_ddf, ras_to_lps_affine, save_ddf
+from .folders import IMAGE_SUFFIXES, natural_key, scan_image_folder
+from .h5 import H5ImageReader, h5_ref, is_h5_ref, ref_exists, scan_h5_file, split_h5_ref
 from .images import load_image, save_image
+from .inputs import ImageLike, load_input
 from .landmarks import physical_to_voxel, read_landmarks, voxel_to_physical
+from .transforms import load_itk_affine, save_itk_affine
 
 __all__ = [
     "save_ddf",
@@ -17,7 +21,20 @@ __all__ = [
     "itk_geometry_from_affine",
     "save_image",
     "load_image",
+    "load_input",
+    "ImageLike",
     "read_landmarks",
     "physical_to_voxel",
     "voxel_to_physical",
+    "H5ImageReader",
+    "h5_ref",
+    "is_h5_ref",
+    "split_h5_ref",
+    "scan_h5_file",
+    "ref_exists",
+    "IMAGE_SUFFIXES",
+    "natural_key",
+    "scan_image_folder",
+    "save_itk_affine",
+    "load_itk_affine",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .consistency import InverseConsistencyLoss
 from .deform import BendingEnergyLoss, GradientNormLoss
+from .fast_lncc import FastLNCCLoss
 from .image import (
     GlobalMutualInformationLoss,
     GlobalNCCLoss,
@@ -16,7 +17,10 @@ from .image import (
 )
 from .label import MultiScaleLabelLoss
 from .masked import FixedMaskedLoss, mask_to_fixed
+from .mind import MINDSSCLoss, mind_ssc
+from .ngf import NormalizedGradientFieldLoss
 from .registration import RegistrationLoss
+from .similarity import SIMILARITY_NAMES, similarity_loss
 
 __all__ = [
     "SumSquaredDifferenceLoss",
@@ -30,4 +34,10 @@ __all__ = [
     "RegistrationLoss",
     "FixedMaskedLoss",
     "mask_to_fixed",
+    "FastLNCCLoss",
+    "MINDSSCLoss",
+    "mind_ssc",
+    "NormalizedGradientFieldLoss",
+    "similarity_loss",
+    "SIMILARITY_NAMES",
 ]

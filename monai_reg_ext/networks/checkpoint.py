@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._version import __version__
 from .conditional import ConditionalSegmentationNet
 from .registration import RegistrationNet
 
@@ -30,8 +31,6 @@ _NESTED_KEYS = ("state_dict", "model", "network", "net")
 
 
 def _version() -> str:
-    from .. import __version__  # imported late: the package __init__ may import this module
-
     return str(__version__)
 
 

@@ -14,6 +14,29 @@ from .preprocess import (
     ResizeLineard,
     registration_preprocessing,
 )
+from .synth_deform import (
+    RandAffineDeformation,
+    RandBumpDeformation,
+    RandComposeDeformation,
+    RandDeformd,
+    RandSlidingDeformation,
+    RandSmoothDeformation,
+    RandSynthPaird,
+    affine_displacement_bound,
+    random_affine_ddf,
+    random_bump_ddf,
+    random_multiscale_ddf,
+    random_sliding_ddf,
+)
+from .synthesis import (
+    RandLabelToImage,
+    RandLabelToImaged,
+    RandRelabel,
+    RandRelabeld,
+    RandShapeLabelMap,
+    RandShapeLabelMapd,
+    random_shape_label_map,
+)
 from .warp import WarpImaged
 
 __all__ = [
@@ -29,4 +52,23 @@ __all__ = [
     "RandSmoothDeformd",
     "RandRegistrationIntensityd",
     "WarpImaged",
+    "random_shape_label_map",
+    "RandShapeLabelMap",
+    "RandShapeLabelMapd",
+    "RandRelabel",
+    "RandRelabeld",
+    "RandLabelToImage",
+    "RandLabelToImaged",
+    "random_affine_ddf",
+    "affine_displacement_bound",
+    "random_multiscale_ddf",
+    "random_bump_ddf",
+    "random_sliding_ddf",
+    "RandAffineDeformation",
+    "RandSmoothDeformation",
+    "RandBumpDeformation",
+    "RandSlidingDeformation",
+    "RandComposeDeformation",
+    "RandDeformd",
+    "RandSynthPaird",
 ]

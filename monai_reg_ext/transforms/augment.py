@@ -16,7 +16,7 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, RandAffined, Randomizable
 from monai.utils import MAX_SEED
 
-from ..data.synthetic import random_smooth_ddf
+from ..spatial.random import random_smooth_ddf
 
 __all__ = [
     "MOVING_KEYS",
@@ -129,7 +129,7 @@ def _warp(x: torch.Tensor, ddf: torch.Tensor, padding_mode: str) -> torch.Tensor
 
 
 class RandSmoothDeformd(_GroupRandomizable):
-    """Independent random smooth deformation per key group (:func:`~monai_reg_ext.data.random_smooth_ddf`).
+    """Independent random smooth deformation per key group (:func:`~monai_reg_ext.spatial.random_smooth_ddf`).
 
     Each group draws one DDF on its own grid (the image's array shape) and warps the image and its label with it
     (bilinear, ``warp_image``). The maximum displacement of each draw is ``max_displacement`` voxels, or uniform

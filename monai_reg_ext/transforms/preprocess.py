@@ -25,7 +25,7 @@ from monai.transforms import (
 )
 from monai.transforms import Resize as _Resize
 
-from ..data.io import H5ImageReader, is_h5_ref, split_h5_ref
+from ..io.h5 import H5ImageReader, is_h5_ref, split_h5_ref
 from ..spatial.smooth import anti_aliasing_sigma, gaussian_smooth
 
 __all__ = [
@@ -50,7 +50,7 @@ def _source(value) -> str:
 class LoadRegistrationImaged(MapTransform):
     """Load image/label references (paths, lists of paths, or ``"file.h5::key"``) as channel-first MetaTensors.
 
-    Wraps MONAI's ``LoadImage`` (NIfTI and every ITK format) with :class:`~monai_reg_ext.data.io.H5ImageReader`
+    Wraps MONAI's ``LoadImage`` (NIfTI and every ITK format) with :class:`~monai_reg_ext.io.h5.H5ImageReader`
     registered, ``ensure_channel_first=True`` and ``float32``. A list of references is stacked as channels (one
     label per file). Values that are already arrays/tensors are passed through unchanged.
 

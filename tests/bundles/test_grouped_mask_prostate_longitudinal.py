@@ -19,8 +19,6 @@ from tests.helpers import (
     run_bundle_evaluation,
     run_bundle_inference,
     run_bundle_training,
-    verify_bundle_metadata,
-    verify_bundle_net_in_out,
     write_absolute_pairs,
 )
 
@@ -34,14 +32,6 @@ def _generator():
 
 def _patients(split: str) -> list[Path]:
     return sorted(p for p in (DATA / split / "images").iterdir() if p.is_dir())
-
-
-def test_metadata_is_valid():
-    verify_bundle_metadata(BUNDLE)
-
-
-def test_network_in_out():
-    verify_bundle_net_in_out(BUNDLE)
 
 
 def test_shipped_weights_load_safely():

@@ -12,14 +12,13 @@ import pytest
 import torch
 
 from monai_reg_ext.data import GroupedDataset
-from monai_reg_ext.data.manifest import sha256_file
+from monai_reg_ext.demo.manifest import sha256_file
 from tests.helpers import (
     BUNDLES_DIR,
     load_bundle_script,
     run_bundle_evaluation,
     run_bundle_inference,
     run_bundle_training,
-    verify_bundle_net_in_out,
     write_absolute_pairs,
 )
 
@@ -103,10 +102,6 @@ def test_myops_bad_layouts(tmp_path):
     nib.save(nib.Nifti1Image(bad, np.eye(4)), str(src / "train25_myops_gd" / "myops_training_1_gd.nii.gz"))
     with pytest.raises(ValueError, match="myops_training_1_gd"):
         prep.prepare(str(src), str(tmp_path / "o"), n_val=1, n_test=1)
-
-
-def test_network_in_out():
-    verify_bundle_net_in_out(BUNDLE)
 
 
 def _tiny_grouped(root: Path, part: str, n: int) -> Path:

@@ -1,5 +1,5 @@
-"""The grouped_us_echo_2d bundle: data, metadata, network I/O, cycle consistency helper, and train / evaluate /
-inference through the real configs (2D, real echocardiography cine)."""
+"""The grouped_us_echo_2d bundle: data, shipped weights, cycle consistency helper, and train / evaluate / inference
+through the real configs (2D, real echocardiography cine); metadata and network gates: ``test_bundle_gates.py``."""
 
 from __future__ import annotations
 
@@ -19,8 +19,6 @@ from tests.helpers import (
     run_bundle_evaluation,
     run_bundle_inference,
     run_bundle_training,
-    verify_bundle_metadata,
-    verify_bundle_net_in_out,
     write_example_pairs,
 )
 
@@ -65,20 +63,12 @@ def test_data_layout_shapes_and_manifest():
         assert hashlib.sha256((DATA / rel).read_bytes()).hexdigest() == digest, rel
 
 
-def test_metadata_is_valid():
-    verify_bundle_metadata(BUNDLE)
-
-
-def test_network_in_out():
-    verify_bundle_net_in_out(BUNDLE)
-
-
 def test_shipped_weights_load_safely():
     check_shipped_weights(BUNDLE, (96, 128))
 
 
 def test_cycle_helper_known_cases():
-    ev = load_bundle_script(BUNDLE, "evaluate_echo")
+    ev = load_bundle_script(BUNDLE, "evaluate")
     zero = torch.zeros(1, 2, 16, 20)
     assert float(ev.cycle_residual([zero, zero, zero])) == 0.0
     # a constant shift and its opposite cancel exactly; shifts along different axes add up

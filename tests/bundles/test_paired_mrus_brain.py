@@ -1,5 +1,5 @@
 """The paired_mrus_brain bundle: demo-data generator (on a made-up template), brain-shift model, landmarks, the
-EASY-RESECT loader (on a fake copy of its layout), metadata / network I/O and train / evaluate / inference smoke runs.
+EASY-RESECT loader (on a fake copy of its layout), shipped weights and train / evaluate / inference smoke runs.
 
 Shipped-data tests skip when ``bundles/paired_mrus_brain/data`` has not been generated.
 """
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from monai_reg_ext.data.mni_template import MNI_FILES
+from monai_reg_ext.demo.mni_template import MNI_FILES
 from monai_reg_ext.io import read_landmarks
 from monai_reg_ext.metrics import landmark_tre
 from tests.helpers import (
@@ -27,8 +27,6 @@ from tests.helpers import (
     run_bundle_inference,
     run_bundle_training,
     run_two_process_training,
-    verify_bundle_metadata,
-    verify_bundle_net_in_out,
 )
 
 BUNDLE = BUNDLES_DIR / "paired_mrus_brain"
@@ -63,8 +61,8 @@ def test_brain_shift_profile_is_exact(gen):
 
 
 def test_invert_at_points_solves_y_plus_d_of_y(gen):
-    from monai_reg_ext.data.synthetic import random_smooth_ddf
     from monai_reg_ext.metrics import sample_ddf
+    from monai_reg_ext.spatial import random_smooth_ddf
 
     ddf = random_smooth_ddf((16, 16, 16), 2.0, 4.0, seed=3, dtype=torch.float64)
     targets = np.array([[5.0, 6.5, 7.0], [8.2, 9.0, 3.3], [10.0, 10.0, 10.0]])
@@ -320,31 +318,25 @@ def test_prepare_easy_resect_errors(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------- metadata and network
-def test_metadata_is_valid():
-    verify_bundle_metadata(BUNDLE)
-
-
-def test_network_in_out():
-    verify_bundle_net_in_out(BUNDLE)
-
-
 def test_shipped_weights_load_safely():
     check_shipped_weights(BUNDLE, (40, 48, 40))
 
 
 @needs_data
-def test_evaluate_results_on_one_held_out_pair(tmp_path):
-    """The results script's TRE before registration equals the generator's baseline; the network's TRE is finite."""
-    ev = load_bundle_script(BUNDLE, "evaluate_results")
+def test_evaluate_script_metrics_on_one_held_out_pair():
+    """The script's metrics before registration equal the generator's baseline; the network's TRE is finite."""
+    ev = load_bundle_script(BUNDLE, "evaluate")
+    from monai_reg_ext import evaluation
     from monai_reg_ext.bundle import load_bundle
 
-    pair = json.loads((DATA / "test" / "pairs.json").read_text())[0]
-    metrics, arrays = ev.evaluate_pair(load_bundle(BUNDLE, device="cpu"), pair, DATA / "test", "cpu")
+    pair = evaluation.load_pair(evaluation.read_pairs(DATA / "test" / "pairs.json")[0])
+    methods = {"none": evaluation.identity(), "network": evaluation.register_bundle(load_bundle(BUNDLE))}
+    rows = evaluation.evaluate_pairs([pair], methods, ev.METRICS, log=None)
+    before, after = rows["none"][0], rows["network"][0]
     base = json.loads((DATA / "test" / "baseline.json").read_text())["pairs"][0]["no_registration"]
-    assert metrics["tre_mm_before"] == pytest.approx(base["tre_mm"], abs=1e-3)
-    assert metrics["dice_gm_fov_before"] == pytest.approx(base["dice_gm_fov"], abs=1e-3)
-    assert np.isfinite(metrics["tre_mm_after"]) and 0 <= metrics["folding_fraction"] <= 1
-    assert arrays["ddf"].shape == (3, 56, 64, 56)
+    assert before["tre_mm"] == pytest.approx(base["tre_mm"], abs=1e-3)
+    assert before["dice_gm_fov"] == pytest.approx(base["dice_gm_fov"], abs=1e-3)
+    assert np.isfinite(after["tre_mm"]) and 0 <= after["folding_fraction"] <= 1 and pair.spatial_shape == (56, 64, 56)
 
 
 # ------------------------------------------------------------------------------------------------------- smoke runs

@@ -1,4 +1,5 @@
-"""The unpaired_ct_lung bundle: metadata, network I/O, shipped data, train / evaluate / inference via the configs."""
+"""The unpaired_ct_lung bundle: shipped weights and data, train / evaluate / inference via the configs (metadata and
+network gates: ``test_bundle_gates.py``)."""
 
 from __future__ import annotations
 
@@ -8,18 +9,18 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from tests.helpers import (
-    BUNDLES_DIR,
+from tests.bundles.lung_checks import (
     check_learn2reg_lung_prepare_errors,
     check_lung_ct_demo_data,
+    make_fake_learn2reg_lung,
+)
+from tests.helpers import (
+    BUNDLES_DIR,
     check_shipped_weights,
     load_bundle_script,
-    make_fake_learn2reg_lung,
     make_tiny_dataset,
     run_train_evaluate_inference,
     run_two_process_training,
-    verify_bundle_metadata,
-    verify_bundle_net_in_out,
 )
 
 BUNDLE = BUNDLES_DIR / "unpaired_ct_lung"
@@ -29,14 +30,6 @@ BUNDLE = BUNDLES_DIR / "unpaired_ct_lung"
 def tiny_data(tmp_path_factory):
     """Two training and two validation images of the shipped data, plus a pairs file of one test pair."""
     return make_tiny_dataset(BUNDLE / "data", tmp_path_factory.mktemp("lung"))
-
-
-def test_metadata_is_valid():
-    verify_bundle_metadata(BUNDLE)
-
-
-def test_network_in_out():
-    verify_bundle_net_in_out(BUNDLE)
 
 
 @pytest.mark.parametrize("weights", ["model.pt"])

@@ -1,4 +1,5 @@
-"""The unpaired_mr_brain bundle: metadata, network I/O, and train / evaluate / inference through the real configs."""
+"""The unpaired_mr_brain bundle: shipped weights, and train / evaluate / inference through the real configs (metadata
+and network gates: ``test_bundle_gates.py``)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ from tests.helpers import (
     make_tiny_dataset,
     run_train_evaluate_inference,
     run_two_process_training,
-    verify_bundle_metadata,
-    verify_bundle_net_in_out,
 )
 
 BUNDLE = BUNDLES_DIR / "unpaired_mr_brain"
@@ -21,14 +20,6 @@ BUNDLE = BUNDLES_DIR / "unpaired_mr_brain"
 def tiny_data(tmp_path_factory):
     """Two training and two validation subjects of the shipped data, plus a pairs file of one test pair."""
     return make_tiny_dataset(BUNDLE / "data", tmp_path_factory.mktemp("brain"))
-
-
-def test_metadata_is_valid():
-    verify_bundle_metadata(BUNDLE)
-
-
-def test_network_in_out():
-    verify_bundle_net_in_out(BUNDLE)
 
 
 def test_shipped_weights_load_safely():

@@ -37,8 +37,8 @@ import torch
 from scipy import ndimage
 
 from monai_reg_ext import warp_image
-from monai_reg_ext.data import random_smooth_ddf
 from monai_reg_ext.io import save_image
+from monai_reg_ext.spatial import random_smooth_ddf
 
 __all__ = ["synthetic_prostate", "bias_and_noise", "make_pair", "main"]
 

@@ -30,8 +30,7 @@ import numpy as np
 import torch
 
 from monai_reg_ext import warp_image
-from monai_reg_ext.data import random_smooth_ddf
-from monai_reg_ext.data.manifest import (
+from monai_reg_ext.demo.manifest import (
     centred_affine,
     check_regeneration,
     file_hashes,
@@ -42,6 +41,7 @@ from monai_reg_ext.data.manifest import (
     synthetic_maker_main,
     write_json,
 )
+from monai_reg_ext.spatial import random_smooth_ddf
 
 __all__ = ["DEFAULTS", "gland_occupancy", "make_patient", "generate", "check", "main"]
 

@@ -52,8 +52,7 @@ import numpy as np
 import torch
 
 from monai_reg_ext import warp_image
-from monai_reg_ext.data import random_smooth_ddf
-from monai_reg_ext.data.manifest import (
+from monai_reg_ext.demo.manifest import (
     compare_file_hashes,
     file_hashes,
     nifti_image,
@@ -61,6 +60,7 @@ from monai_reg_ext.data.manifest import (
     save_nifti_gz,
     write_json,
 )
+from monai_reg_ext.spatial import random_smooth_ddf
 
 __all__ = ["DEFAULTS", "CONTRASTS", "SEQUENCES", "draw_anatomy", "render_patient", "load_cine", "generate", "check"]
 

@@ -42,7 +42,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from monai_reg_ext.data.manifest import (
+from monai_reg_ext.demo.manifest import (
     clear_outputs,
     compare_file_hashes,
     file_hashes,

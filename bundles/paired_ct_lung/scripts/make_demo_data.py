@@ -5,7 +5,7 @@ tarball: ``tests/reference_files/aorta_report/example_ct.nii.gz``, a contrast ch
 ``data/lung1_image.nrrd`` and ``data/lung2_image.nrrd``). Each real CT is the **inspiration** (fixed) image. What is
 synthetic: the **expiration** (moving) image, made by a known breathing motion (diaphragm moving cranially, decaying
 towards the apex; chest wall moving inwards; sliding at the pleura; lung density raised by mass conservation,
-``monai_reg_ext.data.chest_ct``), the anatomy variants of the training pairs (a smooth random deformation of the real
+``monai_reg_ext.demo.chest_ct``), the anatomy variants of the training pairs (a smooth random deformation of the real
 CT), and the landmarks' expiration positions (the real vessel keypoints carried through the known motion). See
 ``bundles/paired_ct_lung/docs/data.md``.
 
@@ -42,7 +42,7 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from monai_reg_ext.data.chest_ct import (
+from monai_reg_ext.demo.chest_ct import (
     body_mask,
     breathing_motion,
     expiration_image,
@@ -55,14 +55,14 @@ from monai_reg_ext.data.chest_ct import (
     smooth_random_field,
     vessel_keypoints,
 )
-from monai_reg_ext.data.chest_ct_demo import (
+from monai_reg_ext.demo.chest_ct_demo import (
     HU_MAX,
     HU_MIN,
     chest_ct_maker_main,
     ct_uint8_image,
     load_chest_cts,
 )
-from monai_reg_ext.data.manifest import (
+from monai_reg_ext.demo.manifest import (
     binary_dice,
     check_regeneration,
     nifti_image,

@@ -2,10 +2,10 @@
 ultrasound of the same brain after a synthetic brain shift (fixed), with landmarks carried through the known shift.
 
 What is real: the MNI ICBM152 2009a symmetric T1 template and its grey/white-matter maps (population average of 152
-adults, shipped in the nilearn wheel; read by :mod:`monai_reg_ext.data.mni_template`). What is synthetic: every
+adults, shipped in the nilearn wheel; read by :mod:`monai_reg_ext.demo.mni_template`). What is synthetic: every
 "case" is that one template under a random smooth subject deformation (so the cases are NOT different people); the
 brain shift (a smooth sinking of tissue under a random craniotomy, largest under the opening and decaying with depth);
-the ultrasound (rendered from tissue echogenicity by :func:`monai_reg_ext.data.ultrasound.simulate_ultrasound`); and
+the ultrasound (rendered from tissue echogenicity by :func:`monai_reg_ext.demo.ultrasound.simulate_ultrasound`); and
 the landmarks (distinctive points found automatically in the template, mapped through the known deformations).
 See ``bundles/paired_mrus_brain/docs/data.md``.
 
@@ -45,7 +45,7 @@ import torch
 from scipy import ndimage
 
 from monai_reg_ext import jacobian_determinant, warp_image
-from monai_reg_ext.data.manifest import (
+from monai_reg_ext.demo.manifest import (
     binary_dice,
     check_grid_shape,
     check_regeneration,
@@ -60,10 +60,10 @@ from monai_reg_ext.data.manifest import (
     source_maker_parser,
     write_json,
 )
-from monai_reg_ext.data.mni_template import antialias, brain_mask, load_mni_template, sample_volumes, target_grid
-from monai_reg_ext.data.synthetic import random_smooth_ddf
-from monai_reg_ext.data.ultrasound import simulate_ultrasound
+from monai_reg_ext.demo.mni_template import antialias, brain_mask, load_mni_template, sample_volumes, target_grid
+from monai_reg_ext.demo.ultrasound import simulate_ultrasound
 from monai_reg_ext.metrics.landmark import sample_ddf
+from monai_reg_ext.spatial import random_smooth_ddf
 
 __all__ = [
     "DEFAULTS",

@@ -12,7 +12,7 @@ Expected layout (the zip itself or its extracted folder; files are found by name
 (DeepReg's own ``demo_data.py`` put the T1 in ``fixed_images`` and the US in ``moving_images``; this bundle
 registers MR -> US as the issue asks; pass ``--us-to-mr`` for DeepReg's direction.)
 
-Output (the layout of ``make_demo_data.py``, so every config and ``evaluate_results.py`` run unchanged)::
+Output (the layout of ``make_demo_data.py``, so every config and ``evaluate.py`` run unchanged)::
 
     OUT/{train,val,test}/moving_images/caseNN.nii.gz    float32, resampled onto the output grid
     OUT/{train,val,test}/fixed_images/caseNN.nii.gz

@@ -8,7 +8,7 @@ calcifications) rendered twice:
   moving grid 69x69x64 (0.8 mm voxels);
 - **fixed**: a transrectal-ultrasound-like image of the same anatomy *deformed by the probe pressure* (anterior push
   decaying away from the rectum, a random smooth field and a small rigid misalignment), rendered by
-  :func:`monai_reg_ext.data.ultrasound.simulate_ultrasound` (speckle, depth attenuation, specular capsule and
+  :func:`monai_reg_ext.demo.ultrasound.simulate_ultrasound` (speckle, depth attenuation, specular capsule and
   shadows behind calcifications, fan-shaped field of view) on DeepReg's fixed grid 47x63x44 covering the same
   54.4 x 54.4 x 50.4 mm field of view.
 
@@ -27,7 +27,7 @@ Output layout (DeepReg's paired layout after its ``demo_data.py`` split into 11 
 
     data/partNN/{moving_images,fixed_images,moving_labels,fixed_labels}/case_XXX.nii.gz
     data/partNN/{moving_landmarks,fixed_landmarks}/case_XXX.json
-    data/test_pairs.json         the pairs of parts 9 and 10 (for inference and scripts/evaluate_results.py)
+    data/test_pairs.json         the pairs of parts 9 and 10 (for inference and scripts/evaluate.py)
     data/manifest.json           sha256 of every file + generator parameters
 """
 
@@ -43,7 +43,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from monai_reg_ext.data.manifest import (
+from monai_reg_ext.demo.manifest import (
     check_regeneration,
     file_hashes,
     nifti_image,
@@ -51,7 +51,7 @@ from monai_reg_ext.data.manifest import (
     synthetic_maker_main,
     write_json,
 )
-from monai_reg_ext.data.ultrasound import simulate_ultrasound
+from monai_reg_ext.demo.ultrasound import simulate_ultrasound
 
 __all__ = ["DEFAULTS", "Case", "random_case", "render_case", "generate", "check", "main"]
 

@@ -9,8 +9,9 @@ Two held-out sets, each model (combined = ``models/model.pt``, unsupervised, wea
   only. The network runs on this smaller grid (it is fully convolutional); this is outside its training distribution.
 
 Metrics: Dice per organ (liver, spleen, stomach, pancreas) of the warped moving label (bilinear, threshold 0.5) with
-the fixed label, before (no registration) and after; folding fraction (share of voxels with det J <= 0); SD of
-log det J; mean squared intensity difference (images in [0, 1]) before and after. Labels are TotalSegmentator output.
+the fixed label, before (no registration) and after, and their mean (``dice_mean``, a plug-in metric; the slab leaves
+out the pancreas); folding fraction (share of voxels with det J <= 0); SD of log det J; mean squared intensity
+difference (images in [0, 1]). Labels are TotalSegmentator output.
 
     python bundles/unpaired_ct_abdomen/scripts/evaluate.py              # writes docs/results/*
     python bundles/unpaired_ct_abdomen/scripts/evaluate.py --update-metadata   # also sets metadata eval_metrics
@@ -21,173 +22,100 @@ combined model) and ``docs/results/held_out_slab.png``.
 
 from __future__ import annotations
 
-import argparse
-import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from monai.bundle import ConfigParser
 
-from monai_reg_ext import warp_image
-from monai_reg_ext.metrics import folding_fraction, image_ssd, label_dice, sd_log_jacobian
-from monai_reg_ext.transforms import registration_preprocessing
+from monai_reg_ext import evaluation as ev
+from monai_reg_ext.bundle import load_bundle
 from monai_reg_ext.visualise import save_registration_figure
 
 BUNDLE = Path(__file__).resolve().parents[1]
 ORGANS = ("liver", "spleen", "stomach", "pancreas")
 #: organs in the slab pair's mean Dice: its fixed slab holds 5 voxels (0.3 ml) of pancreas, too few to score
 SLAB_MEAN_ORGANS = ("liver", "spleen", "stomach")
-#: model name -> weights file (relative to the bundle) and the config that trained it
+#: model name -> weights file (relative to the bundle)
 MODELS = {
-    "combined": ("models/model.pt", "configs/train.json"),
-    "unsupervised": ("models/model_unsupervised.pt", "configs/unsupervised.json"),
-    "weakly_supervised": ("models/model_weakly_supervised.pt", "configs/weakly_supervised.json"),
+    "combined": "models/model.pt",
+    "unsupervised": "models/model_unsupervised.pt",
+    "weakly_supervised": "models/model_weakly_supervised.pt",
+}
+EVAL_METRICS = {
+    **{f"test_mean_dice_{o}": ("test", "combined", f"dice_{o}") for o in ORGANS},
+    "test_mean_dice": ("test", "combined", "dice_mean"),
+    "test_folding_fraction": ("test", "combined", "folding_fraction"),
+    "test_sd_log_jacobian": ("test", "combined", "sd_log_jacobian"),
+    "unsupervised_test_mean_dice": ("test", "unsupervised", "dice_mean"),
+    "weakly_supervised_test_mean_dice": ("test", "weakly_supervised", "dice_mean"),
+    **{f"no_registration_mean_dice_{o}": ("test", "before", f"dice_{o}") for o in ORGANS},
+    "no_registration_mean_dice": ("test", "before", "dice_mean"),
+    "slab_mean_dice": ("slab", "combined", "dice_mean"),
+    "slab_no_registration_mean_dice": ("slab", "before", "dice_mean"),
+}
+COLUMNS = [
+    *[ev.Column(f"Dice {o}", f"dice_{o}") for o in ORGANS],
+    ev.Column("mean Dice", "dice_mean", bold=True),
+    ev.Column("folding fraction", "folding_fraction", 2, std=False, fmt="e"),
+    ev.Column("SD log J", "sd_log_jacobian", std=False),
+    ev.Column("MSD", "msd", 4, std=False),
+]
+SETS = {
+    "test": "Test pairs (12 ordered pairs of 4 held-out subjects)",
+    "slab": "Real inter-patient slab (1 pair, 72x56x8, restricted field of view)",
 }
 
 
-def build_network(bundle: Path, weights: Path) -> torch.nn.Module:
-    """The bundle's ``network_def`` (inference.json) in eval mode with ``weights`` loaded (``weights_only=True``)."""
-    parser = ConfigParser()
-    parser.read_config(str(bundle / "configs" / "inference.json"))
-    parser["bundle_root"] = str(bundle)
-    net = parser.get_parsed_content("network_def", instantiate=True)
-    net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    return net.eval()
+def organ_dice(mean_organs: Sequence[str] = ORGANS) -> ev.Metric:
+    """Plug-in metric: Dice per organ and ``dice_mean``, their NaN-ignoring mean over ``mean_organs``."""
+    per_organ = ev.dice(ORGANS)
+
+    def metric(pair: ev.Pair, output: ev.MethodOutput) -> dict[str, float]:
+        d = per_organ(pair, output)
+        return {**d, "dice_mean": float(np.nanmean([d[f"dice_{o}"] for o in mean_organs]))}
+
+    return metric
 
 
-def load_pairs(folder: Path, spatial_size: Sequence[int] | None) -> list[dict]:
-    """Pairs of ``folder/pairs.json`` preprocessed as in training: ``(1, C, *S)`` tensors, images min-max to [0, 1].
+def load_pairs(folder: Path, spatial_size: Sequence[int] | None) -> list[ev.Pair]:
+    """Pairs of ``folder/pairs.json`` preprocessed as in training (``(1, C, *S)``, images min-max to [0, 1]).
 
     Raises:
         FileNotFoundError: when ``pairs.json`` or a file it names is missing.
     """
-    pairs_file = folder / "pairs.json"
-    if not pairs_file.is_file():
-        raise FileNotFoundError(f"{pairs_file}: no pairs file (run scripts/make_demo_data.py).")
-    pre = registration_preprocessing(spatial_size)
-    out = []
-    for item in json.loads(pairs_file.read_text()):
-        paths = {k: folder / item[k] for k in ("moving", "fixed", "moving_label", "fixed_label")}
-        for key, p in paths.items():
-            if not p.is_file():
-                raise FileNotFoundError(f"{pairs_file}: {key} file {p} does not exist.")
-        d = pre({f"{k}_image" if "label" not in k else k: str(p) for k, p in paths.items()})
-        out.append(
-            {
-                "name": f"{Path(item['moving']).name.split('.')[0]}->{Path(item['fixed']).name.split('.')[0]}",
-                **{
-                    k: torch.as_tensor(d[k])[None].float()
-                    for k in ("moving_image", "fixed_image", "moving_label", "fixed_label")
-                },
-            }
-        )
-    return out
+    specs = ev.read_pairs(folder / "pairs.json")
+    stem = lambda path: Path(path).name.split(".")[0]  # noqa: E731
+    return [ev.preprocess_pair(s, spatial_size, name=f"{stem(s.moving)}->{stem(s.fixed)}") for s in specs]
 
 
-def _dice_row(pred: torch.Tensor, fixed: torch.Tensor) -> dict[str, float]:
-    return {o: float(v) for o, v in zip(ORGANS, label_dice(pred, fixed)[0].tolist())}
+def evaluate_set(pairs: list[ev.Pair], nets: dict[str, ev.Method], mean_organs: Sequence[str] = ORGANS) -> dict:
+    """Per-pair rows and summaries of ``before`` (identity) and of each network on ``pairs``."""
+    metrics = [organ_dice(mean_organs), ev.image_similarity("ssd", key="msd"), ev.folding(), ev.sdlogj()]
+    metrics.append(ev.displacement(key="mean_abs_disp_vox"))
+    with torch.no_grad():
+        rows = ev.evaluate_pairs(pairs, {"before": ev.identity(), **nets}, metrics, log=None)
+    deformation = ("seconds", "folding_fraction", "sd_log_jacobian", "mean_abs_disp_vox")
+    rows["before"] = [{k: v for k, v in r.items() if k not in deformation} for r in rows["before"]]
+    return {"pairs": len(pairs), "mean_dice_organs": list(mean_organs), **ev.results_by_method(rows)}
 
 
-def _stats(values: list[float]) -> dict:
-    v = np.asarray(values, dtype=np.float64)
-    return {"mean": round(float(np.nanmean(v)), 4), "std": round(float(np.nanstd(v)), 4)}
-
-
-@torch.no_grad()
-def evaluate_set(
-    pairs: list[dict], nets: dict[str, torch.nn.Module], mean_organs: Sequence[str] = ORGANS
-) -> tuple[dict, dict]:
-    """Per-pair and summary metrics of ``before`` (identity) and of each network on ``pairs``.
-
-    ``dice_mean`` averages the Dice of ``mean_organs`` only (all organs are still reported one by one).
-
-    Returns:
-        ``(result dict, {model: (ddf, warped) of pair 0})`` for the figures.
-    """
-    rows, first = [], {}
-    for k, pr in enumerate(pairs):
-        row = {"pair": pr["name"], "before": {"dice": _dice_row(pr["moving_label"], pr["fixed_label"])}}
-        row["before"]["msd"] = float(image_ssd(pr["moving_image"], pr["fixed_image"]).mean())
-        for name, net in nets.items():
-            out = net(pr["moving_image"], pr["fixed_image"])
-            ddf = out["ddf"]
-            warped_label = warp_image(pr["moving_label"], ddf, mode="bilinear")
-            row[name] = {
-                "dice": _dice_row(warped_label, pr["fixed_label"]),
-                "msd": float(image_ssd(out["pred_fixed_image"], pr["fixed_image"]).mean()),
-                "folding_fraction": float(folding_fraction(ddf).mean()),
-                "sd_log_jacobian": float(sd_log_jacobian(ddf).mean()),
-                "mean_abs_disp_vox": float(ddf.norm(dim=1).mean()),
-            }
-            if k == 0:
-                first[name] = (ddf, out["pred_fixed_image"])
-        rows.append(row)
-    summary = {}
-    for method in ["before", *nets]:
-        s = {f"dice_{o}": _stats([r[method]["dice"][o] for r in rows]) for o in ORGANS}
-        s["dice_mean"] = _stats([float(np.nanmean([r[method]["dice"][o] for o in mean_organs])) for r in rows])
-        for key in ("msd", "folding_fraction", "sd_log_jacobian", "mean_abs_disp_vox"):
-            if key in rows[0][method]:
-                s[key] = _stats([r[method][key] for r in rows])
-        summary[method] = s
-    per_pair = json.loads(json.dumps(rows), parse_float=lambda x: round(float(x), 4))
-    return {"pairs": len(rows), "mean_dice_organs": list(mean_organs), "summary": summary, "per_pair": per_pair}, first
-
-
-def _markdown(results: dict) -> str:
+def markdown(results: dict) -> str:
+    """The results tables (one per set)."""
     lines = [
         "# unpaired_ct_abdomen: held-out results",
         "",
         "Written by `scripts/evaluate.py` (do not edit by hand). Dice of the warped moving organ labels (bilinear, "
         "threshold 0.5) with the fixed labels, mean +- std over pairs; labels are TotalSegmentator model output. "
-        "Folding: share of voxels with det J <= 0. MSD: mean squared difference of the [0, 1] images.",
+        "Folding: share of voxels with det J <= 0. MSD: mean squared difference of the [0, 1] images. Means and stds "
+        "rounded to 4 decimals, then shown to 3.",
         "",
     ]
-    for set_name, title in (
-        ("test", "Test pairs (12 ordered pairs of 4 held-out subjects)"),
-        ("slab", "Real inter-patient slab (1 pair, 72x56x8, restricted field of view)"),
-    ):
-        res = results[set_name]
-        lines += [
-            f"## {title}",
-            "",
-            "| method | "
-            + " | ".join(f"Dice {o}" for o in ORGANS)
-            + " | mean Dice | folding fraction | SD log J | MSD |",
-            "|" + "---|" * (len(ORGANS) + 5),
-        ]
-        for method, s in res["summary"].items():
-            cells = [f"{s[f'dice_{o}']['mean']:.3f} ± {s[f'dice_{o}']['std']:.3f}" for o in ORGANS]
-            cells.append(f"**{s['dice_mean']['mean']:.3f}** ± {s['dice_mean']['std']:.3f}")
-            for key, fmt in (("folding_fraction", "{:.2e}"), ("sd_log_jacobian", "{:.3f}")):
-                cells.append(fmt.format(s[key]["mean"]) if key in s else "-")
-            cells.append(f"{s['msd']['mean']:.4f}")
-            lines.append(f"| {method} | " + " | ".join(cells) + " |")
-        lines.append("")
+    for set_name, title in SETS.items():
+        lines += [f"## {title}", "", ev.markdown_table(results[set_name]["summary"], COLUMNS, round_first=4)]
     lines += [f"Weights: {', '.join(f'{k} = `{v}`' for k, v in results['weights'].items())}.", ""]
     return "\n".join(lines)
-
-
-def eval_metrics(results: dict) -> dict[str, float]:
-    """The metadata ``eval_metrics`` of the default (combined) model and the no-registration baseline."""
-    t = results["test"]["summary"]
-    m = {}
-    for o in ORGANS:
-        m[f"test_mean_dice_{o}"] = t["combined"][f"dice_{o}"]["mean"]
-    m["test_mean_dice"] = t["combined"]["dice_mean"]["mean"]
-    m["test_folding_fraction"] = t["combined"]["folding_fraction"]["mean"]
-    m["test_sd_log_jacobian"] = t["combined"]["sd_log_jacobian"]["mean"]
-    for name in ("unsupervised", "weakly_supervised"):
-        if name in t:
-            m[f"{name}_test_mean_dice"] = t[name]["dice_mean"]["mean"]
-    for o in ORGANS:
-        m[f"no_registration_mean_dice_{o}"] = t["before"][f"dice_{o}"]["mean"]
-    m["no_registration_mean_dice"] = t["before"]["dice_mean"]["mean"]
-    m["slab_mean_dice"] = results["slab"]["summary"]["combined"]["dice_mean"]["mean"]
-    m["slab_no_registration_mean_dice"] = results["slab"]["summary"]["before"]["dice_mean"]["mean"]
-    return m
 
 
 def run(
@@ -197,50 +125,35 @@ def run(
     torch.manual_seed(0)
     data = Path(data) if data else bundle / "data"
     output = Path(output) if output else bundle / "docs" / "results"
-    parser = ConfigParser()
-    parser.read_config(str(bundle / "configs" / "inference.json"))
-    spatial_size = [int(s) for s in parser["spatial_size"]]
-    nets = {}
-    for name, (weights, _) in MODELS.items():
-        path = bundle / weights
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: weights of the {name} model are missing (train it, see docs/README.md).")
-        nets[name] = build_network(bundle, path)
-    results = {"weights": {k: v[0] for k, v in MODELS.items()}, "organs": list(ORGANS)}
-    figures = {}
-    for set_name, size, organs in (("test", spatial_size, ORGANS), ("slab", None, SLAB_MEAN_ORGANS)):
+    models = {name: load_bundle(bundle, weights=bundle / weights) for name, weights in MODELS.items()}
+    nets = {name: ev.network(model) for name, model in models.items()}
+    results = {"weights": dict(MODELS), "organs": list(ORGANS)}
+    first = {}
+    for set_name, size, organs in (("test", models["combined"].spatial_size, ORGANS), ("slab", None, SLAB_MEAN_ORGANS)):
         pairs = load_pairs(data / set_name, size)
-        results[set_name], first = evaluate_set(pairs, nets, organs)
-        figures[set_name] = (pairs[0], first["combined"])
-        s = results[set_name]["summary"]
-        print(set_name, {m: s[m]["dice_mean"]["mean"] for m in s})
-    output.mkdir(parents=True, exist_ok=True)
-    results["eval_metrics"] = eval_metrics(results)
-    (output / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (output / "results.md").write_text(_markdown(results))
-    for set_name, (pr, (ddf, warped)) in figures.items():
+        results[set_name] = evaluate_set(pairs, nets, organs)
+        first[set_name] = pairs[0]
+        print(set_name, {m: round(s["dice_mean"]["mean"], 4) for m, s in results[set_name]["summary"].items()})
+    eval_metrics = {k: results[s]["summary"][m][key]["mean"] for k, (s, m, key) in EVAL_METRICS.items()}
+    metadata = bundle / "configs" / "metadata.json" if update_metadata else None
+    ev.publish(output, results, eval_metrics, metadata=metadata, markdown=markdown(results))
+    for set_name, pair in first.items():
+        out = nets["combined"](pair)
+        path = output / f"held_out_{set_name}.png"
         save_registration_figure(
-            output / f"held_out_{set_name}.png", pr["moving_image"], pr["fixed_image"], warped, ddf, axis=2, grid_step=3
+            path, pair.moving_image, pair.fixed_image, out.warped_image, out.ddf, axis=2, grid_step=3
         )
-    if update_metadata:
-        meta_path = bundle / "configs" / "metadata.json"
-        meta = json.loads(meta_path.read_text())
-        meta["eval_metrics"] = results["eval_metrics"]
-        meta_path.write_text(json.dumps(meta, indent=4) + "\n")
     return results
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point."""
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--bundle", default=str(BUNDLE))
+    ap = ev.script_parser(__doc__, BUNDLE, weights=False)
     ap.add_argument("--data", default=None, help="data folder with test/ and slab/ (default <bundle>/data)")
-    ap.add_argument("--output", default=None, help="results folder (default <bundle>/docs/results)")
-    ap.add_argument("--update-metadata", action="store_true", help="write eval_metrics into configs/metadata.json")
-    args = ap.parse_args(argv)
-    run(Path(args.bundle), args.data, args.output, args.update_metadata)
+    args = ev.parse_script_args(ap, argv)
+    run(args.bundle, args.data, args.output, args.update_metadata)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -52,8 +52,7 @@ import torch
 from scipy import ndimage
 
 from monai_reg_ext import dvf_to_ddf, jacobian_determinant
-from monai_reg_ext.data import random_smooth_ddf
-from monai_reg_ext.data.manifest import (
+from monai_reg_ext.demo.manifest import (
     binary_dice,
     check_grid_shape,
     check_regeneration,
@@ -67,6 +66,7 @@ from monai_reg_ext.data.manifest import (
     source_maker_parser,
     write_json,
 )
+from monai_reg_ext.spatial import random_smooth_ddf
 
 __all__ = [
     "DEFAULTS",

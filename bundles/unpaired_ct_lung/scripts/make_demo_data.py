@@ -4,7 +4,7 @@ What is real: three chest CTs of three different patients shipped inside registr
 source tarball: ``tests/reference_files/aorta_report/example_ct.nii.gz``, a contrast chest CT; pyradiomics 3.1.0
 source: ``data/lung1_image.nrrd`` and ``data/lung2_image.nrrd``); the test pairs register them to each other. What is
 synthetic: the extra training and validation images, which are the two training patients' CTs under random smooth
-deformations (``monai_reg_ext.data.chest_ct.smooth_random_field``, built on ``random_smooth_ddf``), so they are not
+deformations (``monai_reg_ext.demo.chest_ct.smooth_random_field``, built on ``random_smooth_ddf``), so they are not
 new patients. Lung masks come from thresholding (HU < -400, largest components). See
 ``bundles/unpaired_ct_lung/docs/data.md``.
 
@@ -39,21 +39,21 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from monai_reg_ext.data.chest_ct import (
+from monai_reg_ext.demo.chest_ct import (
     grid_affine,
     lung_centre,
     lung_mask,
     resample,
     smooth_random_field,
 )
-from monai_reg_ext.data.chest_ct_demo import (
+from monai_reg_ext.demo.chest_ct_demo import (
     HU_MAX,
     HU_MIN,
     chest_ct_maker_main,
     ct_uint8_image,
     load_chest_cts,
 )
-from monai_reg_ext.data.manifest import (
+from monai_reg_ext.demo.manifest import (
     binary_dice,
     check_regeneration,
     nifti_image,

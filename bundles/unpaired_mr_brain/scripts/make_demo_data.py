@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from monai_reg_ext import compose_ddf, ddf_voxel_to_mm, dvf_to_ddf, jacobian_determinant, warp_image
-from monai_reg_ext.data.manifest import (
+from monai_reg_ext.demo.manifest import (
     binary_dice,
     check_grid_shape,
     check_regeneration,
@@ -54,12 +54,8 @@ from monai_reg_ext.data.manifest import (
     source_maker_parser,
     write_json,
 )
-from monai_reg_ext.data.mni_template import MNI_FILES, antialias, load_mni_template, sample_volumes, target_grid
-
-try:
-    from monai_reg_ext.data import random_smooth_ddf
-except ImportError:  # not re-exported by the package yet
-    from monai_reg_ext.data.synthetic import random_smooth_ddf
+from monai_reg_ext.demo.mni_template import MNI_FILES, antialias, load_mni_template, sample_volumes, target_grid
+from monai_reg_ext.spatial import random_smooth_ddf
 
 __all__ = [
     "DEFAULTS",
@@ -98,7 +94,7 @@ DEFAULTS = {
 
 # ----------------------------------------------------------------------------------------------------------- source
 def load_source(source: str | None) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, str], str]:
-    """Load T1, GM and WM as float64 arrays in [0, 1] (:func:`monai_reg_ext.data.mni_template.load_mni_template`).
+    """Load T1, GM and WM as float64 arrays in [0, 1] (:func:`monai_reg_ext.demo.mni_template.load_mni_template`).
 
     Returns:
         ``(volumes, affine, sha256 of each source file, description)``; all three must share shape and affine.

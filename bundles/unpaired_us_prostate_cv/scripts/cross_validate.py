@@ -4,7 +4,7 @@ Rotation ``r`` (``configs/cv/rotation_<r>.json``, overriding ``configs/train.jso
 validates on fold ``(8 + r) % 10`` and trains on the other eight, each fold a directory. For every selected rotation
 this script runs the bundle's training config (``python -m monai.bundle run training --config_file
 "['configs/train.json','configs/cv/rotation_<r>.json']"``), takes the best-validation weights, evaluates them on the
-rotation's test fold with ``evaluate_results.evaluate_pairs`` (LNCC, hidden-mask Dice, folding, time) and writes
+rotation's test fold with ``evaluate.evaluate_fold`` (LNCC, hidden-mask Dice, folding, time) and writes
 ``cv_summary.json`` and ``cv_summary.md`` (per rotation, and mean ± std over rotations) into ``--output``::
 
     OMP_NUM_THREADS=1 python bundles/unpaired_us_prostate_cv/scripts/cross_validate.py \
@@ -25,14 +25,23 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import fire
-import numpy as np
+
+from monai_reg_ext.evaluation import mean_std
 
 BUNDLE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from evaluate_results import evaluate_pairs, fold_pairs, summarise  # noqa: E402
+from evaluate import evaluate_fold, fold_pairs  # noqa: E402  (the sibling script of this bundle)
 
-KEYS = ("lncc_before", "lncc_after", "dice_gland_before", "dice_gland_after", "folding_fraction", "seconds_network")
+#: column of the summary -> (method, metric) of evaluate_fold's summary
+KEYS = {
+    "lncc_before": ("none", "lncc"),
+    "lncc_after": ("network", "lncc"),
+    "dice_gland_before": ("none", "dice"),
+    "dice_gland_after": ("network", "dice"),
+    "folding_fraction": ("network", "folding_fraction"),
+    "seconds_network": ("network", "seconds"),
+}
 
 
 def _train(rotation: int, runs: Path, dataset_dir: Path, max_epochs: int, val_interval: int, extra: Sequence[str]):
@@ -77,14 +86,13 @@ def cross_validate(
         model = load_bundle(BUNDLE, weights=weights)
         pairs = fold_pairs([data / f"fold{f}" for f in cfg["test_folds"]])
         figure = out / f"rotation_{r}_test_pair0.png"
-        rows = evaluate_pairs(model.network, pairs, model.spatial_size, figure, model.anti_aliasing)
-        s = summarise(rows)
+        s = evaluate_fold(model, pairs, figure)["summary"]
         per_rotation[r] = {
             "test_folds": cfg["test_folds"],
             "val_folds": cfg["val_folds"],
             "weights": weights.name,
             "wall_seconds": round(time.time() - start, 1),
-            **{k: s[k]["mean"] for k in KEYS},
+            **{k: round(s[m][key]["mean"], 4) for k, (m, key) in KEYS.items()},
         }
         print(f"rotation {r}: " + ", ".join(f"{k} {v}" for k, v in per_rotation[r].items()), flush=True)
         _write(out, per_rotation, max_epochs, torch.get_num_threads())
@@ -93,10 +101,7 @@ def cross_validate(
 
 def _write(out: Path, per_rotation: dict, max_epochs: int, threads: int) -> dict:
     over = {k: [v[k] for v in per_rotation.values()] for k in KEYS}
-    summary = {
-        k: {"mean": round(float(np.mean(v)), 4), "std": round(float(np.std(v)), 4), "n": len(v)}
-        for k, v in over.items()
-    }
+    summary = {k: mean_std(v) for k, v in over.items()}
     result = {
         "bundle": "unpaired_us_prostate_cv",
         "max_epochs_per_rotation": max_epochs,

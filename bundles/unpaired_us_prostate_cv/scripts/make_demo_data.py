@@ -3,7 +3,7 @@
 Nothing here is a real patient or a real scan. Each "subject" is a random analytic prostate region (gland with a
 peripheral and a transition zone, urethra, capsule, periprostatic fat, bladder, rectum around the probe, small
 calcifications; size, shape, pose and position vary between subjects) rendered as a TRUS-like volume by
-:func:`monai_reg_ext.data.ultrasound.simulate_ultrasound` (speckle, depth attenuation, specular capsule, shadows behind
+:func:`monai_reg_ext.demo.ultrasound.simulate_ultrasound` (speckle, depth attenuation, specular capsule, shadows behind
 calcifications, a fan-shaped field of view from a probe at the same place in every volume, as in a TRUS sweep).
 
 As in DeepReg's ``unpaired_us_prostate_cv`` demo the training data is **unlabelled**; the generator's gland masks are
@@ -38,7 +38,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from monai_reg_ext.data.manifest import (
+from monai_reg_ext.demo.manifest import (
     centred_affine,
     check_regeneration,
     file_hashes,
@@ -47,7 +47,7 @@ from monai_reg_ext.data.manifest import (
     synthetic_maker_main,
     write_json,
 )
-from monai_reg_ext.data.ultrasound import simulate_ultrasound
+from monai_reg_ext.demo.ultrasound import simulate_ultrasound
 
 __all__ = ["DEFAULTS", "Subject", "render_subject", "generate", "check", "main"]
 

@@ -1,0 +1,377 @@
+"""``register``: align a moving image to a fixed image, with a trained network (a bundle) or without one.
+
+Named steps: :func:`prepare_inputs` (read, check), then :func:`predict_network` (+ instance optimisation) or
+:func:`optimise_pair` (the bundle-free pipeline: initial alignment, affine, deformable), then :func:`to_native`
+(DDF on the fixed native grid, warped image and label) and :func:`score` (metrics). The DDF is always on the fixed
+image's native grid, in its voxels (``docs/conventions.md``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from monai.data import MetaTensor
+
+from ..bundle import BundleModel, load_bundle
+from ..io import ImageLike, load_input
+from ..spatial import (
+    fixed_to_moving_matrix,
+    grid_differences,
+    resample_to_grid,
+    resize_ddf,
+    resize_image,
+    warp_image,
+    warp_to_grid,
+)
+from ..spatial.resample import affine_nd
+from .result import RegistrationResult, minmax
+from .scoring import deformation_metrics, label_metrics, landmark_metrics
+from .settings import instance_optimisation_settings
+
+__all__ = ["register", "PreparedPair", "prepare_inputs", "predict_network", "optimise_pair", "to_native", "score"]
+
+logger = logging.getLogger(__name__)
+
+MIN_VOXELS = 8
+"""Smallest number of voxels along any axis that bundle-free registration accepts (its coarsest level)."""
+
+
+@dataclass
+class PreparedPair:
+    """The checked inputs of one registration (channel-first ``MetaTensor`` with their affines).
+
+    Attributes:
+        moving, fixed: ``(1, *S_moving)``, ``(1, *S_fixed)`` in their own intensities.
+        moving_on_fixed: the moving image resampled onto the fixed grid in world coordinates (itself when the grids
+            match).
+        labels: ``moving_label`` ``(L, *S_moving)`` and ``fixed_label`` ``(L, *S_fixed)`` when given.
+        fixed_to_moving: ``(D + 1, D + 1)`` fixed voxel -> moving voxel map (``inv(A_moving) @ A_fixed``).
+        same_grid: whether both images share one grid.
+    """
+
+    moving: MetaTensor
+    fixed: MetaTensor
+    moving_on_fixed: MetaTensor
+    labels: dict[str, MetaTensor] = field(default_factory=dict)
+    fixed_to_moving: torch.Tensor | None = None
+    same_grid: bool = True
+
+    @property
+    def ndim(self) -> int:
+        """Number of spatial dims."""
+        return self.fixed.ndim - 1
+
+
+def _check_label(lab: torch.Tensor, name: str) -> None:
+    lo, hi = float(lab.min()), float(lab.max())
+    if lo < 0 or hi > 1:
+        raise ValueError(
+            f"{name}: label values must lie in [0, 1] (binary masks, several classes as one-hot channels, not a "
+            f"label map 0..K); got range [{lo:g}, {hi:g}]."
+        )
+
+
+def _load_labels(moving_label, fixed_label, moving: MetaTensor, fixed: MetaTensor, ndim: int) -> dict:
+    labels = {}
+    for key, value, ref in (("moving_label", moving_label, moving), ("fixed_label", fixed_label, fixed)):
+        if value is None:
+            continue
+        lab = load_input(value, key, ndim)
+        if tuple(lab.shape[1:]) != tuple(ref.shape[1:]):
+            raise ValueError(
+                f"{key}: spatial shape {tuple(lab.shape[1:])} differs from its image's {tuple(ref.shape[1:])}."
+            )
+        _check_label(lab, key)
+        if not bool((lab >= 0.5).any()):
+            logger.warning("%s: the label is empty (no voxel >= 0.5): its Dice is 0, or nan when both are empty.", key)
+        labels[key] = lab
+    if "fixed_label" in labels and "moving_label" not in labels:
+        logger.warning("fixed_label given without moving_label: no Dice is computed.")
+    return labels
+
+
+def prepare_inputs(
+    moving: ImageLike,
+    fixed: ImageLike,
+    ndim: int,
+    moving_label: ImageLike | None,
+    fixed_label: ImageLike | None,
+    min_voxels: int = 1,
+) -> PreparedPair:
+    """Read and check both images and labels; resample the moving image onto the fixed grid when the grids differ.
+
+    With ``min_voxels > 1`` (registration without a network, whose moving image stays on its own grid) the moving
+    image is resampled silently (:func:`~monai_reg_ext.spatial.warp_to_grid`), only for figures and Dice before.
+
+    Raises:
+        FileNotFoundError / ValueError naming the input, its file and what was expected (e.g. fewer than
+        ``min_voxels`` voxels along an axis).
+    """
+    fixed_img = load_input(fixed, "fixed", ndim, single_channel=True)
+    moving_img = load_input(moving, "moving", ndim, single_channel=True)
+    for name, img in (("fixed", fixed_img), ("moving", moving_img)):
+        lin = affine_nd(img.affine, ndim)[:ndim, :ndim]
+        if abs(np.linalg.det(lin)) < 1e-12:
+            raise ValueError(f"{name}: its affine is singular (determinant 0), so its voxels have no world position.")
+        if min(img.shape[1:]) < min_voxels:
+            raise ValueError(
+                f"{name}: expected at least {min_voxels} voxels along every axis for registration without a network, "
+                f"got shape {tuple(img.shape[1:])}."
+            )
+    labels = _load_labels(moving_label, fixed_label, moving_img, fixed_img, ndim)
+    same = not grid_differences(moving_img, fixed_img)
+    m = fixed_to_moving_matrix(moving_img.affine, fixed_img.affine, ndim)
+    if same:
+        on_fixed = moving_img
+    elif min_voxels > 1:
+        zero = torch.zeros(1, ndim, *fixed_img.shape[1:])
+        on_fixed = MetaTensor(warp_to_grid(moving_img.as_tensor()[None], zero, m)[0], affine=fixed_img.affine)
+    else:
+        on_fixed = resample_to_grid(moving_img, fixed_img, "moving")
+    return PreparedPair(moving_img, fixed_img, on_fixed, labels, m, same)
+
+
+def predict_network(
+    model: BundleModel, pair: PreparedPair, dev: torch.device, instance_optimisation: int, io_kwargs: dict | None
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The network's DDF ``(1, D, *S_network)`` on its own grid (voxels of that grid), refined when asked."""
+
+    def to_net(x: torch.Tensor) -> torch.Tensor:
+        x = minmax(x[:1].as_tensor() if isinstance(x, MetaTensor) else x[:1])[None].to(dev)
+        x = resize_image(x, model.spatial_size, anti_aliasing=model.anti_aliasing)
+        # the training preprocessing resizes then min-max scales: the low-pass narrows the range, so scale again
+        return minmax(x) if model.anti_aliasing else x
+
+    with torch.no_grad():
+        moving_net, fixed_net = to_net(pair.moving_on_fixed), to_net(pair.fixed)
+        out = model.network(moving_net, fixed_net)
+        ddf_net = out["ddf"] if isinstance(out, dict) else out
+    if instance_optimisation <= 0:
+        return ddf_net, {}
+    from ..optimise import instance_optimise
+
+    settings = instance_optimisation_settings(model, io_kwargs)
+    io_start = time.perf_counter()
+    refined = instance_optimise(
+        moving_net, fixed_net, ddf_net.float(), iterations=int(instance_optimisation), **settings
+    )
+    return refined.ddf, {
+        "instance_optimisation_seconds": time.perf_counter() - io_start,
+        "instance_optimisation_loss_initial": refined.initial_loss,
+        "instance_optimisation_loss_final": refined.final_loss,
+    }
+
+
+def _progress_callback(enabled: bool, total: int) -> tuple[Callable | None, Any]:
+    if not enabled:
+        return None, None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc="register", unit="it", leave=False)
+
+    def callback(level: int, iteration: int, loss: float, ddf: torch.Tensor) -> None:
+        bar.update(1)
+        bar.set_postfix(level=level, loss=f"{loss:.4f}", refresh=False)
+
+    return callback, bar
+
+
+def optimise_pair(pair: PreparedPair, dev: torch.device, options: dict[str, Any], progress: bool = False):
+    """The bundle-free pipeline (:func:`~monai_reg_ext.optimise.register_images`) on a prepared pair.
+
+    The moving image stays on its own grid (nothing outside the fixed field of view is lost). Intensities are scaled
+    to [0, 1] between their 0.5 and 99.5 percentiles.
+
+    Returns:
+        ``(PipelineResult, metrics)``; the result's DDF ``(1, D, *S_fixed)`` is in fixed voxels.
+
+    Raises:
+        ValueError: when the two images do not overlap in world space after the initial alignment.
+    """
+    from ..optimise import normalise_intensity, register_images
+
+    moving = normalise_intensity(pair.moving.as_tensor()[None].to(dev))
+    fixed = normalise_intensity(pair.fixed.as_tensor()[None].to(dev))
+    m = pair.fixed_to_moving.to(dev) if pair.fixed_to_moving is not None else None
+    its = list(options.get("affine_iterations", (100, 50))) + list(options.get("iterations", (100, 50, 20)))
+    callback, bar = _progress_callback(progress, int(sum(its)))
+    try:
+        result = register_images(moving, fixed, m, callback=callback, check_overlap=True, **options)
+    finally:
+        if bar is not None:
+            bar.close()
+    metrics = {f"{k}_seconds": v for k, v in result.seconds.items() if k != "total"}
+    return result, metrics
+
+
+def to_native(pair: PreparedPair, ddf: torch.Tensor, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Resize a DDF ``(1, D, *S)`` to the fixed native grid and warp the moving image with it.
+
+    Returns:
+        ``(ddf (D, *S_fixed), warped (1, *S_fixed))``; the moving image is sampled once, on its own grid.
+    """
+    with torch.no_grad():
+        ddf = resize_ddf(ddf.float(), tuple(pair.fixed.shape[1:]))[0]
+        warped = _warp(pair, pair.moving.as_tensor()[None].to(dev), ddf, "bilinear")[0]
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    return ddf, warped
+
+
+def _warp(pair: PreparedPair, image: torch.Tensor, ddf: torch.Tensor, mode: str) -> torch.Tensor:
+    if pair.same_grid:
+        return warp_image(image, ddf[None], mode=mode)
+    return warp_to_grid(image, ddf[None], pair.fixed_to_moving, mode=mode)
+
+
+def score(
+    pair: PreparedPair,
+    result: RegistrationResult,
+    landmarks: tuple[Any, Any, str],
+) -> dict[str, float]:
+    """Warp the moving label (binarised at 0.5) into ``result`` and return Dice, folding, SDlogJ and TRE."""
+    metrics: dict[str, float] = {}
+    if "moving_label" in pair.labels:
+        mov_lab = pair.labels["moving_label"]
+        warped_lab = _warp(pair, mov_lab.as_tensor()[None], result.ddf, "bilinear")[0] >= 0.5
+        result.warped_label = MetaTensor(warped_lab.to(torch.uint8), affine=pair.fixed.affine)
+        if "fixed_label" in pair.labels:
+            before = (
+                mov_lab if pair.same_grid else _warp(pair, mov_lab.as_tensor()[None], 0 * result.ddf, "bilinear")[0]
+            )
+            metrics.update(label_metrics(before, pair.labels["fixed_label"], result.warped_label.as_tensor()))
+    metrics.update(deformation_metrics(result.ddf))
+    moving_landmarks, fixed_landmarks, space = landmarks
+    if moving_landmarks is not None and fixed_landmarks is not None:
+        moving_affine = affine_nd(pair.moving.affine, pair.ndim)
+        shape = tuple(pair.moving.shape[1:])
+        metrics.update(landmark_metrics(result, moving_landmarks, fixed_landmarks, moving_affine, space, shape))
+    return metrics
+
+
+def _resolve_model(bundle, network, spatial_size, anti_aliasing: bool, dev: torch.device) -> BundleModel | None:
+    if isinstance(bundle, BundleModel):
+        return bundle
+    if bundle is not None:
+        return load_bundle(bundle, device=dev)
+    if network is not None:
+        if spatial_size is None:
+            raise ValueError("register: a network needs spatial_size (the grid it was trained on).")
+        return BundleModel(
+            network=network.to(dev).eval(),
+            spatial_size=tuple(int(s) for s in spatial_size),
+            anti_aliasing=bool(anti_aliasing),
+        )
+    return None
+
+
+def register(
+    moving: ImageLike,
+    fixed: ImageLike,
+    bundle: str | os.PathLike | BundleModel | None = None,
+    moving_label: ImageLike | None = None,
+    fixed_label: ImageLike | None = None,
+    moving_landmarks: str | os.PathLike | np.ndarray | None = None,
+    fixed_landmarks: str | os.PathLike | np.ndarray | None = None,
+    landmark_space: str = "voxel",
+    device: str | torch.device | None = None,
+    network: torch.nn.Module | None = None,
+    spatial_size: tuple[int, ...] | None = None,
+    instance_optimisation: int = 0,
+    io_kwargs: dict[str, Any] | None = None,
+    anti_aliasing: bool = False,
+    spatial_dims: int | None = None,
+    stages: Sequence[str] | str = ("affine", "deformable"),
+    similarity: str = "lncc",
+    transform: str = "bspline",
+    initialisation: str = "moments",
+    inverse: bool = False,
+    progress: bool = False,
+) -> RegistrationResult:
+    """Register a moving image to a fixed image, with a trained network or, without one, by optimisation.
+
+    With a ``bundle`` (or a ``network`` and its ``spatial_size``): resample the moving image (and label) onto the
+    fixed grid in world coordinates when the grids differ; min-max normalise both to [0, 1]; resize to the network
+    grid (``align_corners=True``; with anti-aliasing, a Gaussian low-pass first and min-max again after it, as the
+    training preprocessing); predict the DDF; optionally refine it (``instance_optimisation``); resize the DDF to the
+    fixed native grid (:func:`~monai_reg_ext.resize_ddf`); warp the moving image (in its own intensities) and label.
+
+    Without either: the default pipeline of :func:`monai_reg_ext.optimise.register_images` (``docs/optimisation.md``):
+    initial alignment (centres of mass), affine coarse to fine, then deformable coarse to fine; the DDF includes the
+    affine part, ``result.theta`` holds the affine alone.
+
+    Args:
+        moving: the image to deform (file path, array ``(*S)``/``(C, *S)`` or ``MetaTensor``).
+        fixed: the reference image; its grid and affine define every output.
+        bundle: a bundle folder (``configs/inference.json`` + ``models/model.pt``) or a loaded :class:`BundleModel`.
+        moving_label, fixed_label: optional labels ``(L, *S)`` (or ``(*S)``) in [0, 1] for Dice.
+        moving_landmarks, fixed_landmarks: optional corresponding points (CSV/JSON files or ``(N, D)`` arrays) for TRE.
+        landmark_space: ``"voxel"`` (indices of each image) or ``"physical"`` (world RAS mm) for the landmark files.
+        device: where to run (default: CUDA when available, else CPU).
+        network: a network to use instead of a bundle (``network(moving, fixed) -> {"ddf": ...}``), with
+            ``spatial_size``.
+        spatial_size: the network grid when ``network`` is given.
+        instance_optimisation: iterations refining the network's DDF on the network grid
+            (:func:`monai_reg_ext.optimise.instance_optimise`) with the bundle's image loss and regulariser
+            (:func:`~monai_reg_ext.api.settings.instance_optimisation_settings`); 0: none.
+        io_kwargs: extra :func:`~monai_reg_ext.optimise.instance_optimise` arguments (override the bundle's).
+        anti_aliasing: low-pass the images before downsampling them to ``spatial_size`` when ``network`` is given (a
+            bundle carries its own setting, :attr:`BundleModel.anti_aliasing`).
+        spatial_dims: 2 or 3 for registration without a network (default 3).
+        stages: without a network: ``("affine", "deformable")``, ``"affine"`` or ``"deformable"``.
+        similarity: without a network: ``"lncc"``, ``"mi"``, ``"mind"``, ``"ngf"`` or ``"ssd"``.
+        transform: without a network: the deformable model, ``"bspline"``, ``"ddf"`` or ``"dvf"`` (diffeomorphic).
+        initialisation: without a network: ``"moments"``, ``"centres"`` or ``"none"``.
+        inverse: also compute the inverse DDF (fixed-point inversion) and its inverse-consistency error (voxels).
+        progress: show a progress bar over levels and iterations (registration without a network).
+
+    Returns:
+        A :class:`RegistrationResult`; call ``.save(output_dir)`` to write NIfTI files, metrics and a PNG.
+    """
+    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = _resolve_model(bundle, network, spatial_size, anti_aliasing, dev)
+    if isinstance(instance_optimisation, bool) or int(instance_optimisation) != instance_optimisation:
+        raise ValueError(f"register: instance_optimisation must be an int >= 0, got {instance_optimisation!r}.")
+    if instance_optimisation < 0:
+        raise ValueError(f"register: instance_optimisation must be an int >= 0, got {instance_optimisation}.")
+    ndim = len(model.spatial_size) if model is not None else int(spatial_dims or 3)
+    pair = prepare_inputs(moving, fixed, ndim, moving_label, fixed_label, 1 if model is not None else MIN_VOXELS)
+    start = time.perf_counter()
+    theta = None
+    if model is not None:
+        model.network.to(dev)
+        ddf, extra = predict_network(model, pair, dev, int(instance_optimisation), io_kwargs)
+    else:
+        options = {"stages": stages, "similarity": similarity, "transform": transform}
+        options["initialisation"] = initialisation
+        optimised, extra = optimise_pair(pair, dev, options, progress=progress)
+        ddf, theta = optimised.ddf, optimised.theta
+    ddf, warped = to_native(pair, ddf, dev)
+    seconds = time.perf_counter() - start
+    given = (moving, fixed, moving_label, fixed_label, moving_landmarks, fixed_landmarks)
+    result = RegistrationResult(
+        warped_image=MetaTensor(warped.cpu(), affine=pair.fixed.affine),
+        ddf=ddf.cpu(),
+        fixed=pair.fixed,
+        moving_on_fixed=pair.moving_on_fixed,
+        seconds=seconds,
+        input_paths=tuple(str(x) for x in given if isinstance(x, (str, os.PathLike))),
+        theta=None if theta is None else theta[0].cpu(),
+    )
+    metrics: dict[str, Any] = {"seconds": seconds, **extra}
+    if inverse:
+        from ..spatial import inverse_consistency_error, invert_ddf
+
+        result.inverse_ddf = invert_ddf(result.ddf[None])[0]
+        metrics["inverse_consistency_voxels"] = float(
+            inverse_consistency_error(result.ddf[None], result.inverse_ddf[None])[0]
+        )
+    metrics.update(score(pair, result, (moving_landmarks, fixed_landmarks, landmark_space)))
+    result.metrics = metrics
+    return result

@@ -1,0 +1,130 @@
+"""What :func:`monai_reg_ext.register` returns, and how it is written to files."""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from monai.data import MetaTensor
+
+from ..spatial.resample import affine_nd
+
+__all__ = ["RegistrationResult", "minmax"]
+
+
+def minmax(x: torch.Tensor) -> torch.Tensor:
+    """``x`` scaled to [0, 1] by its minimum and maximum (zeros for a constant image)."""
+    lo, hi = x.min(), x.max()
+    return (x - lo) / (hi - lo) if hi > lo else torch.zeros_like(x)
+
+
+@dataclass
+class RegistrationResult:
+    """What :func:`register` returns.
+
+    Attributes:
+        warped_image: warped moving image ``(C, *S_fixed)`` in the moving image's intensities, fixed affine.
+        ddf: ``(D, *S_fixed)`` in voxels of the fixed native grid (pull; ``docs/conventions.md``).
+        fixed: the fixed image ``(C, *S_fixed)``.
+        moving_on_fixed: the moving image resampled (not registered) onto the fixed grid.
+        warped_label: warped moving label ``(L, *S_fixed)``, binarised at 0.5, or None.
+        metrics: per-pair figures (Dice per label before/after, folding fraction, SDlogJ, TRE in mm...).
+        seconds: wall time of the network part (resampling, forward, instance optimisation when asked, DDF resize,
+            warp).
+        input_paths: the input files (images, labels, landmarks), which :meth:`save` never overwrites.
+        theta: ``(D, D + 1)`` the affine part of the registration on fixed voxel indices (origin at voxel 0; maps a
+            fixed voxel to the moving position in the fixed voxel frame), when an affine stage ran, else None.
+        inverse_ddf: ``(D, *S_fixed)`` inverse of ``ddf`` in fixed voxels (``compose_ddf(ddf, inverse_ddf) ~ 0``)
+            when asked for (``inverse=True``), else None.
+    """
+
+    warped_image: MetaTensor
+    ddf: torch.Tensor
+    fixed: MetaTensor
+    moving_on_fixed: MetaTensor
+    warped_label: MetaTensor | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    input_paths: tuple[str, ...] = ()
+    theta: torch.Tensor | None = None
+    inverse_ddf: torch.Tensor | None = None
+
+    @property
+    def fixed_affine(self) -> np.ndarray:
+        """The fixed image's voxel-to-world (RAS) affine, ``(D+1, D+1)``, which every output carries.
+
+        2D images read from NIfTI carry a 4x4 affine; it is reduced to the 3x3 of their two spatial axes.
+        """
+        return affine_nd(self.fixed.affine, int(self.ddf.shape[0]))
+
+    def save(self, output_dir: str | os.PathLike, overwrite: bool = False, figure: bool = True) -> dict[str, Path]:
+        """Write ``warped_moving.nii.gz``, ``ddf.nii.gz`` (ITK displacement field, mm), ``warped_moving_label.nii.gz``,
+        ``metrics.csv`` and ``registration.png`` into ``output_dir``; with an affine stage also ``affine.tfm`` (the
+        affine alone as an ITK transform file, which SimpleITK, ANTs and 3D Slicer read), with ``inverse=True`` also
+        ``inverse_ddf.nii.gz``.
+
+        Every file is written under a temporary name and renamed when complete; an input file is never overwritten,
+        even with ``overwrite=True``.
+
+        Raises:
+            FileExistsError: listing the files that exist already, when ``overwrite`` is False, or an output that is
+                one of the inputs (nothing is written).
+        """
+        from ..io import save_ddf, save_image, save_itk_affine
+        from ..io.atomic import atomic_write_path
+
+        out = Path(output_dir)
+        names = {"warped_image": "warped_moving.nii.gz", "ddf": "ddf.nii.gz", "metrics": "metrics.csv"}
+        if self.warped_label is not None:
+            names["warped_label"] = "warped_moving_label.nii.gz"
+        if figure:
+            names["figure"] = "registration.png"
+        if self.theta is not None:
+            names["affine"] = "affine.tfm"
+        if self.inverse_ddf is not None:
+            names["inverse_ddf"] = "inverse_ddf.nii.gz"
+        paths = {k: out / v for k, v in names.items()}
+        inputs = {os.path.realpath(p) for p in self.input_paths}
+        clash = [str(p) for p in paths.values() if os.path.realpath(p) in inputs]
+        if clash:
+            raise FileExistsError(
+                f"output files {clash} are inputs of this registration; choose another output folder."
+            )
+        existing = [str(p) for p in paths.values() if p.exists()]
+        if existing and not overwrite:
+            raise FileExistsError(f"output files exist already: {existing}; pass overwrite=True to replace them.")
+        out.mkdir(parents=True, exist_ok=True)
+        affine = self.fixed_affine
+        save_image(paths["warped_image"], self.warped_image.detach().cpu().numpy(), affine, overwrite=True)
+        save_ddf(paths["ddf"], self.ddf.detach().cpu(), affine, overwrite=True)
+        if self.warped_label is not None:
+            lab = self.warped_label.detach().cpu().numpy().astype(np.uint8)
+            save_image(paths["warped_label"], lab, affine, overwrite=True)
+        if self.theta is not None:
+            save_itk_affine(paths["affine"], self.theta.detach().cpu(), affine)
+        if self.inverse_ddf is not None:
+            save_ddf(paths["inverse_ddf"], self.inverse_ddf.detach().cpu(), affine, overwrite=True)
+        with atomic_write_path(paths["metrics"]) as tmp, open(tmp, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["metric", "value"])
+            for k, v in self.metrics.items():
+                writer.writerow([k, f"{v:.6g}"])
+        if figure:
+            with atomic_write_path(paths["figure"]) as tmp:
+                self._figure(tmp)
+        return paths
+
+    def _figure(self, path: Path) -> None:
+        from ..visualise import save_registration_figure
+
+        save_registration_figure(
+            path,
+            minmax(self.moving_on_fixed[0]),
+            minmax(self.fixed[0]),
+            minmax(self.warped_image[0]),
+            self.ddf,
+        )

@@ -1,0 +1,116 @@
+"""``register`` / ``monai-reg register`` without a bundle: the optimisation pipeline, its files and its errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import itk
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from monai_reg_ext import register
+from monai_reg_ext.cli import main
+from monai_reg_ext.io import load_itk_affine
+from monai_reg_ext.spatial import affine_to_ddf, compose_ddf
+from tests.optimise.phantoms import blobs, grid_affine, grid_world, render, world_transform
+
+
+@pytest.fixture
+def affine_pair(tmp_path):
+    """Fixed and moving NIfTI of one phantom under a known world affine (moving on its own oblique grid)."""
+    spec = blobs(seed=5)
+    a_fix = grid_affine((2.0, 2.0, 2.0), (-35.0, -35.0, -35.0))
+    a_mov = grid_affine((2.2, 2.0, 2.4), (-40.0, -38.0, -40.0), rotation_deg=4.0)
+    world = world_transform(7.0, (5.0, -4.0, 3.0), 1.05)
+    inv = np.linalg.inv(world)
+    wm = grid_world((36, 36, 32), a_mov).reshape(3, -1)
+    moving = render((inv[:3, :3] @ wm + inv[:3, 3:]).reshape(3, 36, 36, 32), spec)
+    fixed = render(grid_world((36, 36, 36), a_fix), spec)
+    paths = {}
+    for name, arr, aff in (("moving", moving, a_mov), ("fixed", fixed, a_fix)):
+        paths[name] = tmp_path / f"{name}.nii.gz"
+        nib.save(nib.Nifti1Image(arr.astype(np.float32), aff), paths[name])
+        lab = (arr > 0.4).astype(np.uint8)
+        paths[f"{name}_label"] = tmp_path / f"{name}_label.nii.gz"
+        nib.save(nib.Nifti1Image(lab, aff), paths[f"{name}_label"])
+    return paths, a_fix
+
+
+def test_register_without_bundle_improves_dice_and_writes_affine(affine_pair, tmp_path):
+    paths, a_fix = affine_pair
+    result = register(
+        paths["moving"], paths["fixed"], moving_label=paths["moving_label"], fixed_label=paths["fixed_label"],
+        inverse=True, device="cpu",
+    )  # fmt: skip
+    m = result.metrics
+    assert m["dice_label0_after"] > m["dice_label0_before"] + 0.2 and m["dice_label0_after"] > 0.85
+    assert m["folding_fraction"] == 0.0
+    assert m["inverse_consistency_voxels"] < 0.1
+    assert result.theta is not None and result.theta.shape == (3, 4)
+    files = result.save(tmp_path / "out")
+    assert {"affine", "inverse_ddf", "ddf", "warped_image", "warped_label"} <= set(files)
+    theta = load_itk_affine(files["affine"], a_fix)
+    np.testing.assert_allclose(np.asarray(theta), result.theta.numpy(), atol=1e-4)
+    # the DDF includes the affine part: the deformable residual is small next to it
+    residual = result.ddf - affine_to_ddf(result.theta[None], result.ddf.shape[1:])[0]
+    assert float(residual.abs().mean()) < float(result.ddf.abs().mean())
+    # inverse: compose(forward, inverse) is ~ identity inside the image
+    both = compose_ddf(result.ddf[None], result.inverse_ddf[None])[0][:, 6:-6, 6:-6, 6:-6]
+    assert float(both.norm(dim=0).mean()) < 0.1
+
+
+def test_cli_without_bundle_and_itk_applies_the_ddf(affine_pair, tmp_path):
+    paths, _ = affine_pair
+    out = tmp_path / "cli"
+    main(["register", "--moving", str(paths["moving"]), "--fixed", str(paths["fixed"]), "--output", str(out),
+          "--stages", "affine", "--nofigure", "--quiet", "--threads", "1"])  # fmt: skip
+    assert (out / "affine.tfm").is_file() and not (out / "registration.png").exists()
+    # ITK warps the moving image (on its own grid) with the written DDF onto the fixed grid: same result
+    image = itk.imread(str(paths["moving"]), itk.F)
+    fixed = itk.imread(str(paths["fixed"]), itk.F)
+    field = itk.imread(str(out / "ddf.nii.gz"))
+    warper = itk.WarpImageFilter[type(image), type(image), type(field)].New()
+    warper.SetInput(image)
+    warper.SetDisplacementField(field)
+    warper.SetOutputParametersFromImage(fixed)
+    warper.SetEdgePaddingValue(float("nan"))
+    warper.Update()
+    ref = itk.array_from_image(warper.GetOutput()).transpose(2, 1, 0)
+    ours = np.asarray(nib.load(str(out / "warped_moving.nii.gz")).dataobj)
+    inside = np.isfinite(ref)
+    assert inside.mean() > 0.5
+    np.testing.assert_allclose(ours[inside], ref[inside], atol=2e-3)
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "-m", "monai_reg_ext", *map(str, args)], capture_output=True, text=True)
+
+
+def test_cli_errors_exit_2_with_one_line(affine_pair, tmp_path):
+    paths, a_fix = affine_pair
+    far = a_fix.copy()
+    far[:3, 3] += 10_000.0  # 10 m away, and a single slice
+    thin = tmp_path / "thin.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((36, 36, 1), np.float32), a_fix), thin)
+    for moving, expected in ((thin, "at least 8 voxels"), (paths["moving"], "similarity")):
+        extra = ("--similarity", "cosine") if expected == "similarity" else ()
+        res = _run("register", "--moving", moving, "--fixed", paths["fixed"], "--output", tmp_path / "o", *extra)
+        assert res.returncode == 2, res.stderr
+        assert expected in res.stderr and "Traceback" not in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+        assert not (tmp_path / "o").exists()
+
+
+def test_no_overlap_in_world_space_is_refused(affine_pair):
+    paths, a_fix = affine_pair
+    img = nib.load(str(paths["moving"]))
+    far = img.affine.copy()
+    far[:3, 3] += 10_000.0
+    moving = torch.as_tensor(np.asarray(img.dataobj))
+    from monai.data import MetaTensor
+
+    with pytest.raises(ValueError, match="do not overlap"):
+        register(MetaTensor(moving, affine=torch.as_tensor(far)), paths["fixed"], initialisation="none")
