@@ -132,7 +132,7 @@ def register(
     figure: bool = True,
     instance_optimisation: int = 0,
     weights: str | None = None,
-    stages: str = "affine,deformable",
+    stages: str | None = None,
     similarity: str = "lncc",
     transform: str = "bspline",
     initialisation: str = "moments",
@@ -163,7 +163,9 @@ def register(
             image loss and regulariser (0: none; docs/optimisation.md).
         weights: with --bundle, another weights file of the same network (e.g. models/model_unsupervised.pt or a
             training run's best_model.pt); default: BUNDLE/models/model.pt.
-        stages: without --bundle, "affine,deformable" (default), "affine" or "deformable".
+        stages: without --bundle, "affine,deformable" (default), "affine" or "deformable"; with --bundle, stages
+            around the network (default: the bundle's registration_stages, else none): "affine" aligns the pair
+            before the network, "deformable" refines the network's DDF on the native grid.
         similarity: without --bundle, "lncc" (same contrast), "mi" (mutual information), "mind" (MIND-SSC
             descriptors), "ngf" or "ssd"; use "mi" or "mind" for different contrasts or modalities.
         transform: without --bundle, the deformable model: "bspline" (control points), "ddf" (dense) or "dvf"

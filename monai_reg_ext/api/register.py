@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -21,6 +21,7 @@ from monai.data import MetaTensor
 from ..bundle import BundleModel, load_bundle
 from ..io import ImageLike, load_input
 from ..spatial import (
+    compose_ddf,
     fixed_to_moving_matrix,
     grid_differences,
     resample_to_grid,
@@ -199,7 +200,9 @@ def optimise_pair(pair: PreparedPair, dev: torch.device, options: dict[str, Any]
     moving = normalise_intensity(pair.moving.as_tensor()[None].to(dev))
     fixed = normalise_intensity(pair.fixed.as_tensor()[None].to(dev))
     m = pair.fixed_to_moving.to(dev) if pair.fixed_to_moving is not None else None
-    its = list(options.get("affine_iterations", (100, 50))) + list(options.get("iterations", (100, 50, 20)))
+    names = options.get("stages", ("affine", "deformable"))
+    its = list(options.get("affine_iterations", (100, 50))) if "affine" in names else []
+    its += list(options.get("iterations", (100, 50, 20))) if "deformable" in names else []
     callback, bar = _progress_callback(progress, int(sum(its)))
     try:
         result = register_images(moving, fixed, m, callback=callback, check_overlap=True, **options)
@@ -208,6 +211,65 @@ def optimise_pair(pair: PreparedPair, dev: torch.device, options: dict[str, Any]
             bar.close()
     metrics = {f"{k}_seconds": v for k, v in result.seconds.items() if k != "total"}
     return result, metrics
+
+
+NETWORK_REFINEMENT = {"levels": (2, 1), "iterations": (50, 20)}
+"""Schedule of the deformable stage when it refines a network's DDF (a good start: no coarsest level)."""
+
+
+def network_stages(model: BundleModel, stages: Sequence[str] | str | None) -> tuple[str, ...]:
+    """Pipeline stages around a network: ``stages`` if given, else the inference config's ``registration_stages``.
+
+    ``"affine"`` runs before the network (which then sees the affinely aligned moving image), ``"deformable"``
+    refines the network's DDF on the native grid, coarse to fine.
+
+    Raises:
+        ValueError: for a stage other than ``"affine"`` / ``"deformable"``.
+    """
+    if stages is None:
+        stages = model.config.get("registration_stages", ()) if model.config else ()
+    names = tuple(x.strip() for x in stages.split(",") if x.strip()) if isinstance(stages, str) else tuple(stages)
+    bad = [x for x in names if x not in ("affine", "deformable")]
+    if bad:
+        raise ValueError(f"stages: expected a subset of ('affine', 'deformable') around a network, got {bad}.")
+    return names
+
+
+def predict_with_stages(
+    model: BundleModel,
+    pair: PreparedPair,
+    dev: torch.device,
+    names: tuple[str, ...],
+    options: dict[str, Any],
+    instance_optimisation: int,
+    io_kwargs: dict | None,
+    progress: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, float]]:
+    """The network between the pipeline's stages: affine first, the network, then deformable refinement.
+
+    Returns:
+        ``(ddf (1, D, *S_fixed) fixed voxels, theta (1, D, D + 1) or None, metrics)``; the DDF includes the affine.
+    """
+    extra: dict[str, float] = {}
+    theta, affine_ddf, net_pair = None, None, pair
+    if "affine" in names:
+        aff, seconds = optimise_pair(pair, dev, {**options, "stages": ("affine",)}, progress)
+        theta, affine_ddf = aff.theta, aff.ddf
+        aligned = warp_to_grid(pair.moving.as_tensor()[None].to(dev), affine_ddf, pair.fixed_to_moving)[0]
+        net_pair = replace(pair, moving_on_fixed=MetaTensor(aligned.cpu(), affine=pair.fixed.affine))
+        extra.update(seconds)
+    ddf_net, io_metrics = predict_network(model, net_pair, dev, instance_optimisation, io_kwargs)
+    extra.update(io_metrics)
+    with torch.no_grad():
+        ddf = resize_ddf(ddf_net.float(), tuple(pair.fixed.shape[1:]))
+        if affine_ddf is not None:
+            ddf = compose_ddf(affine_ddf.to(ddf), ddf)
+    if "deformable" in names:
+        refine = {**options, **NETWORK_REFINEMENT, "stages": ("deformable",), "init_ddf": ddf}
+        res, seconds = optimise_pair(pair, dev, refine, progress)
+        ddf = res.ddf
+        extra.update(seconds)
+    return ddf, theta, extra
 
 
 def to_native(pair: PreparedPair, ddf: torch.Tensor, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -287,7 +349,7 @@ def register(
     io_kwargs: dict[str, Any] | None = None,
     anti_aliasing: bool = False,
     spatial_dims: int | None = None,
-    stages: Sequence[str] | str = ("affine", "deformable"),
+    stages: Sequence[str] | str | None = None,
     similarity: str = "lncc",
     transform: str = "bspline",
     initialisation: str = "moments",
@@ -324,7 +386,9 @@ def register(
         anti_aliasing: low-pass the images before downsampling them to ``spatial_size`` when ``network`` is given (a
             bundle carries its own setting, :attr:`BundleModel.anti_aliasing`).
         spatial_dims: 2 or 3 for registration without a network (default 3).
-        stages: without a network: ``("affine", "deformable")``, ``"affine"`` or ``"deformable"``.
+        stages: without a network: ``("affine", "deformable")`` (default), ``"affine"`` or ``"deformable"``. With a
+            network: pipeline stages around it (:func:`network_stages`; default: the inference config's
+            ``registration_stages``, else none): ``"affine"`` before it, ``"deformable"`` refinement after it.
         similarity: without a network: ``"lncc"``, ``"mi"``, ``"mind"``, ``"ngf"`` or ``"ssd"``.
         transform: without a network: the deformable model, ``"bspline"``, ``"ddf"`` or ``"dvf"`` (diffeomorphic).
         initialisation: without a network: ``"moments"``, ``"centres"`` or ``"none"``.
@@ -344,13 +408,19 @@ def register(
     pair = prepare_inputs(moving, fixed, ndim, moving_label, fixed_label, 1 if model is not None else MIN_VOXELS)
     start = time.perf_counter()
     theta = None
+    options = {"similarity": similarity, "transform": transform, "initialisation": initialisation}
     if model is not None:
         model.network.to(dev)
-        ddf, extra = predict_network(model, pair, dev, int(instance_optimisation), io_kwargs)
+        names = network_stages(model, stages)
+        if names:
+            ddf, theta, extra = predict_with_stages(
+                model, pair, dev, names, options, int(instance_optimisation), io_kwargs, progress
+            )
+        else:
+            ddf, extra = predict_network(model, pair, dev, int(instance_optimisation), io_kwargs)
     else:
-        options = {"stages": stages, "similarity": similarity, "transform": transform}
-        options["initialisation"] = initialisation
-        optimised, extra = optimise_pair(pair, dev, options, progress=progress)
+        stages = ("affine", "deformable") if stages is None else stages
+        optimised, extra = optimise_pair(pair, dev, {**options, "stages": stages}, progress=progress)
         ddf, theta = optimised.ddf, optimised.theta
     ddf, warped = to_native(pair, ddf, dev)
     seconds = time.perf_counter() - start

@@ -114,3 +114,18 @@ def test_no_overlap_in_world_space_is_refused(affine_pair):
 
     with pytest.raises(ValueError, match="do not overlap"):
         register(MetaTensor(moving, affine=torch.as_tensor(far)), paths["fixed"], initialisation="none")
+
+
+def test_bundle_between_pipeline_stages(affine_pair, tiny_bundle):
+    """With a bundle, ``stages`` puts the affine stage before the network and a deformable refinement after it."""
+    paths, _ = affine_pair
+    labels = {"moving_label": paths["moving_label"], "fixed_label": paths["fixed_label"]}
+    alone = register(paths["moving"], paths["fixed"], bundle=tiny_bundle, device="cpu", **labels)
+    staged = register(
+        paths["moving"], paths["fixed"], bundle=tiny_bundle, device="cpu", stages="affine,deformable", **labels
+    )
+    assert alone.theta is None and staged.theta is not None
+    assert {"affine_seconds", "deformable_seconds"} <= set(staged.metrics)
+    assert staged.metrics["dice_label0_after"] > max(alone.metrics["dice_label0_after"], 0.85)
+    with pytest.raises(ValueError, match="subset"):
+        register(paths["moving"], paths["fixed"], bundle=tiny_bundle, device="cpu", stages="rigid")
