@@ -31,6 +31,7 @@ from ..spatial import (
     warp_to_grid,
 )
 from ..spatial.resample import affine_nd
+from .labels import is_label_map, label_values, to_label_map, to_one_hot
 from .result import RegistrationResult, minmax
 from .scoring import deformation_metrics, label_metrics, landmark_metrics
 from .settings import instance_optimisation_settings
@@ -54,6 +55,8 @@ class PreparedPair:
         labels: ``moving_label`` ``(L, *S_moving)`` and ``fixed_label`` ``(L, *S_fixed)`` when given.
         fixed_to_moving: ``(D + 1, D + 1)`` fixed voxel -> moving voxel map (``inv(A_moving) @ A_fixed``).
         same_grid: whether both images share one grid.
+        label_values: the values of integer label maps given as labels (they are held one-hot in ``labels``, one
+            channel per value), None for one-hot labels.
     """
 
     moving: MetaTensor
@@ -62,6 +65,7 @@ class PreparedPair:
     labels: dict[str, MetaTensor] = field(default_factory=dict)
     fixed_to_moving: torch.Tensor | None = None
     same_grid: bool = True
+    label_values: tuple[int, ...] | None = None
 
     @property
     def ndim(self) -> int:
@@ -69,32 +73,44 @@ class PreparedPair:
         return self.fixed.ndim - 1
 
 
-def _check_label(lab: torch.Tensor, name: str) -> None:
+def _check_label(lab: torch.Tensor, name: str, path: Any) -> None:
     lo, hi = float(lab.min()), float(lab.max())
     if lo < 0 or hi > 1:
+        where = f" ({path})" if isinstance(path, (str, os.PathLike)) else ""
         raise ValueError(
-            f"{name}: label values must lie in [0, 1] (binary masks, several classes as one-hot channels, not a "
-            f"label map 0..K); got range [{lo:g}, {hi:g}]."
+            f"{name}{where}: expected one-hot channels in [0, 1] or an integer label map (one channel, values "
+            f"0..K, e.g. 0/255); got values in [{lo:g}, {hi:g}] that are not integers >= 0."
         )
 
 
-def _load_labels(moving_label, fixed_label, moving: MetaTensor, fixed: MetaTensor, ndim: int) -> dict:
-    labels = {}
-    for key, value, ref in (("moving_label", moving_label, moving), ("fixed_label", fixed_label, fixed)):
-        if value is None:
+def _load_labels(moving_label, fixed_label, moving: MetaTensor, fixed: MetaTensor, ndim: int):
+    """Read the labels; integer label maps become one-hot channels over the values of both (see :mod:`.labels`)."""
+    labels, given = {}, {"moving_label": moving_label, "fixed_label": fixed_label}
+    for key, ref in (("moving_label", moving), ("fixed_label", fixed)):
+        if given[key] is None:
             continue
-        lab = load_input(value, key, ndim)
+        lab = load_input(given[key], key, ndim)
         if tuple(lab.shape[1:]) != tuple(ref.shape[1:]):
             raise ValueError(
                 f"{key}: spatial shape {tuple(lab.shape[1:])} differs from its image's {tuple(ref.shape[1:])}."
             )
-        _check_label(lab, key)
+        if not is_label_map(lab):
+            _check_label(lab, key, given[key])
+        labels[key] = lab
+    maps = [k for k, v in labels.items() if is_label_map(v)]
+    values = None
+    if maps:
+        for key in labels:
+            if key not in maps and labels[key].shape[0] != 1:
+                raise ValueError(f"labels: {maps[0]} is a label map but {key} has {labels[key].shape[0]} channels.")
+        values = label_values(*labels.values())
+        labels = {k: MetaTensor(to_one_hot(v.as_tensor(), values), affine=v.affine) for k, v in labels.items()}
+    for key, lab in labels.items():
         if not bool((lab >= 0.5).any()):
             logger.warning("%s: the label is empty (no voxel >= 0.5): its Dice is 0, or nan when both are empty.", key)
-        labels[key] = lab
     if "fixed_label" in labels and "moving_label" not in labels:
         logger.warning("fixed_label given without moving_label: no Dice is computed.")
-    return labels
+    return labels, values
 
 
 def prepare_inputs(
@@ -125,7 +141,7 @@ def prepare_inputs(
                 f"{name}: expected at least {min_voxels} voxels along every axis for registration without a network, "
                 f"got shape {tuple(img.shape[1:])}."
             )
-    labels = _load_labels(moving_label, fixed_label, moving_img, fixed_img, ndim)
+    labels, values = _load_labels(moving_label, fixed_label, moving_img, fixed_img, ndim)
     same = not grid_differences(moving_img, fixed_img)
     m = fixed_to_moving_matrix(moving_img.affine, fixed_img.affine, ndim)
     if same:
@@ -135,7 +151,7 @@ def prepare_inputs(
         on_fixed = MetaTensor(warp_to_grid(moving_img.as_tensor()[None], zero, m)[0], affine=fixed_img.affine)
     else:
         on_fixed = resample_to_grid(moving_img, fixed_img, "moving")
-    return PreparedPair(moving_img, fixed_img, on_fixed, labels, m, same)
+    return PreparedPair(moving_img, fixed_img, on_fixed, labels, m, same, values)
 
 
 def predict_network(
@@ -301,13 +317,21 @@ def score(
     metrics: dict[str, float] = {}
     if "moving_label" in pair.labels:
         mov_lab = pair.labels["moving_label"]
-        warped_lab = _warp(pair, mov_lab.as_tensor()[None], result.ddf, "bilinear")[0] >= 0.5
-        result.warped_label = MetaTensor(warped_lab.to(torch.uint8), affine=pair.fixed.affine)
+        warped_soft = _warp(pair, mov_lab.as_tensor()[None], result.ddf, "bilinear")[0]
+        if pair.label_values is None:
+            warped_lab = warped_soft >= 0.5
+            result.warped_label = MetaTensor(warped_lab.to(torch.uint8), affine=pair.fixed.affine)
+        else:  # a label map: argmax with the background, written back with the user's label values
+            label_map = to_label_map(warped_soft, pair.label_values)
+            result.warped_label = MetaTensor(label_map, affine=pair.fixed.affine)
+            warped_lab = to_one_hot(label_map, pair.label_values)
         if "fixed_label" in pair.labels:
-            before = (
-                mov_lab if pair.same_grid else _warp(pair, mov_lab.as_tensor()[None], 0 * result.ddf, "bilinear")[0]
-            )
-            metrics.update(label_metrics(before, pair.labels["fixed_label"], result.warped_label.as_tensor()))
+            zero = 0 * result.ddf
+            before = mov_lab if pair.same_grid else _warp(pair, mov_lab.as_tensor()[None], zero, "bilinear")[0]
+            found = label_metrics(before, pair.labels["fixed_label"], warped_lab)
+            if pair.label_values is not None:  # Dice named by label value: dice_label{value}_...
+                found = {_rename(k, pair.label_values): v for k, v in found.items()}
+            metrics.update(found)
     metrics.update(deformation_metrics(result.ddf))
     moving_landmarks, fixed_landmarks, space = landmarks
     if moving_landmarks is not None and fixed_landmarks is not None:
@@ -315,6 +339,12 @@ def score(
         shape = tuple(pair.moving.shape[1:])
         metrics.update(landmark_metrics(result, moving_landmarks, fixed_landmarks, moving_affine, space, shape))
     return metrics
+
+
+def _rename(key: str, values: tuple[int, ...]) -> str:
+    """``dice_label{i}_x`` (channel index) -> ``dice_label{values[i]}_x`` (label value)."""
+    index, tail = key[len("dice_label") :].split("_", 1)
+    return f"dice_label{values[int(index)]}_{tail}"
 
 
 def _resolve_model(bundle, network, spatial_size, anti_aliasing: bool, dev: torch.device) -> BundleModel | None:
@@ -372,7 +402,9 @@ def register(
         moving: the image to deform (file path, array ``(*S)``/``(C, *S)`` or ``MetaTensor``).
         fixed: the reference image; its grid and affine define every output.
         bundle: a bundle folder (``configs/inference.json`` + ``models/model.pt``) or a loaded :class:`BundleModel`.
-        moving_label, fixed_label: optional labels ``(L, *S)`` (or ``(*S)``) in [0, 1] for Dice.
+        moving_label, fixed_label: optional labels for Dice: one-hot ``(L, *S)`` (or ``(*S)``) in [0, 1], or integer
+            label maps (values 0..K, or a 0/255 mask; Dice per label value, ``dice_label{value}_after``, and the
+            warped label is written back as a label map).
         moving_landmarks, fixed_landmarks: optional corresponding points (CSV/JSON files or ``(N, D)`` arrays) for TRE.
         landmark_space: ``"voxel"`` (indices of each image) or ``"physical"`` (world RAS mm) for the landmark files.
         device: where to run (default: CUDA when available, else CPU).

@@ -102,7 +102,8 @@ class RegistrationResult:
         save_image(paths["warped_image"], self.warped_image.detach().cpu().numpy(), affine, overwrite=True)
         save_ddf(paths["ddf"], self.ddf.detach().cpu(), affine, overwrite=True)
         if self.warped_label is not None:
-            lab = self.warped_label.detach().cpu().numpy().astype(np.uint8)
+            lab = self.warped_label.detach().cpu().numpy()
+            lab = lab.astype(np.uint8 if lab.max(initial=0) <= 255 else np.int32)
             save_image(paths["warped_label"], lab, affine, overwrite=True)
         if self.theta is not None:
             save_itk_affine(paths["affine"], self.theta.detach().cpu(), affine)

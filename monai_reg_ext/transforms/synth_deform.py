@@ -30,16 +30,8 @@ from monai.config import KeysCollection
 from monai.transforms import MapTransform, Randomizable
 from monai.utils import MAX_SEED
 
-from ..spatial import affine_to_ddf, compose_ddf, identity_grid, warp_image
+from ..spatial import affine_to_ddf, compose_ddf, identity_grid, random_smooth_ddf, warp_image
 from .synthesis import _like, _plain, _range
-
-try:  # being moved from monai_reg_ext.data.synthetic to monai_reg_ext.spatial.random
-    from ..spatial import random_smooth_ddf
-except ImportError:  # pragma: no cover - depends on the state of the move
-    try:
-        from ..spatial.random import random_smooth_ddf
-    except ImportError:
-        from ..data.synthetic import random_smooth_ddf  # type: ignore[no-redef]
 
 __all__ = [
     "random_affine_ddf",

@@ -129,3 +129,33 @@ def test_bundle_between_pipeline_stages(affine_pair, tiny_bundle):
     assert staged.metrics["dice_label0_after"] > max(alone.metrics["dice_label0_after"], 0.85)
     with pytest.raises(ValueError, match="subset"):
         register(paths["moving"], paths["fixed"], bundle=tiny_bundle, device="cpu", stages="rigid")
+
+
+@pytest.mark.parametrize("scale", [1, 255])
+def test_integer_label_maps(affine_pair, tmp_path, scale):
+    """Label maps 0..K (and 0/255 masks) are accepted: Dice per label value, the warped label keeps the values."""
+    paths, _ = affine_pair
+    for name in ("moving", "fixed"):
+        img = nib.load(str(paths[name]))
+        arr = np.asarray(img.dataobj)
+        lab = ((arr > 0.25).astype(np.int16) + (arr > 0.5)) * scale if scale == 1 else (arr > 0.4) * scale
+        nib.save(nib.Nifti1Image(lab.astype(np.int16), img.affine), tmp_path / f"{name}_map.nii.gz")
+    result = register(
+        paths["moving"], paths["fixed"], moving_label=tmp_path / "moving_map.nii.gz",
+        fixed_label=tmp_path / "fixed_map.nii.gz", stages="affine", device="cpu",
+    )  # fmt: skip
+    values = (1, 2) if scale == 1 else (255,)
+    for v in values:
+        assert result.metrics[f"dice_label{v}_after"] > result.metrics[f"dice_label{v}_before"]
+    assert set(torch.unique(result.warped_label).tolist()) <= {0, *values}
+    files = result.save(tmp_path / f"out{scale}", figure=False)
+    saved = np.asarray(nib.load(str(files["warped_label"])).dataobj)
+    assert set(np.unique(saved).tolist()) == {0, *values}
+
+
+def test_non_integer_label_outside_unit_range_names_the_file(affine_pair, tmp_path):
+    paths, _ = affine_pair
+    img = nib.load(str(paths["moving"]))
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj) * 3.7, img.affine), tmp_path / "bad.nii.gz")
+    with pytest.raises(ValueError, match="bad.nii.gz.*integer label map"):
+        register(paths["moving"], paths["fixed"], moving_label=tmp_path / "bad.nii.gz", stages="affine")
