@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+import monai_reg_ext
+
 PACKAGE = "monai_reg_ext"
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / PACKAGE
 ROOT = "<root>"  # the unit of the package's own __init__.py
@@ -231,3 +233,21 @@ def test_no_private_import_across_units(imports):
         if private:
             bad.append(f"{PACKAGE}/{imp.path}:{imp.line} imports private {'.'.join(private)} of {imp.target}")
     assert not bad, "\n".join(bad)
+
+
+MAX_BODY_LINES = 80
+"""Longest function body (lines after the docstring) allowed in the library: orchestration is split into steps."""
+
+
+def test_no_library_function_body_over_80_lines():
+    long = []
+    for path in sorted(Path(monai_reg_ext.__file__).parent.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            body = node.body
+            has_doc = isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant)
+            start = body[1].lineno if has_doc and len(body) > 1 else body[0].lineno
+            if node.end_lineno - start + 1 > MAX_BODY_LINES:
+                long.append(f"{path.name}:{node.lineno} {node.name} ({node.end_lineno - start + 1} lines)")
+    assert not long, long
