@@ -347,6 +347,26 @@ def _rename(key: str, values: tuple[int, ...]) -> str:
     return f"dice_label{values[int(index)]}_{tail}"
 
 
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``device`` as a ``torch.device`` (default: CUDA when available, else CPU).
+
+    Raises:
+        ValueError: for a name torch does not know (e.g. ``gpu0``) or a CUDA device this torch build or machine lacks.
+    """
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(
+            f"device: {device!r} is not a device name (expected 'cpu', 'cuda' or 'cuda:N'): {err}"
+        ) from None
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        built = "this torch build has no CUDA" if torch.version.cuda is None else "no such CUDA device is visible"
+        raise ValueError(f"device: {device!r} is not available ({built}); use --device cpu.")
+    return dev
+
+
 def _resolve_model(bundle, network, spatial_size, anti_aliasing: bool, dev: torch.device) -> BundleModel | None:
     if isinstance(bundle, BundleModel):
         return bundle
@@ -430,7 +450,7 @@ def register(
     Returns:
         A :class:`RegistrationResult`; call ``.save(output_dir)`` to write NIfTI files, metrics and a PNG.
     """
-    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = resolve_device(device)
     model = _resolve_model(bundle, network, spatial_size, anti_aliasing, dev)
     if isinstance(instance_optimisation, bool) or int(instance_optimisation) != instance_optimisation:
         raise ValueError(f"register: instance_optimisation must be an int >= 0, got {instance_optimisation!r}.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +15,32 @@ from monai.data import MetaTensor
 from ..spatial.resample import affine_nd
 
 __all__ = ["RegistrationResult", "minmax"]
+
+_ALL_OUTPUTS = (
+    "warped_moving.nii.gz",
+    "ddf.nii.gz",
+    "metrics.csv",
+    "warped_moving_label.nii.gz",
+    "registration.png",
+    "affine.tfm",
+    "inverse_ddf.nii.gz",
+)
+"""Every file name :meth:`RegistrationResult.save` may write."""
+
+
+def _check_orthogonal(affine: np.ndarray) -> None:
+    """Refuse a voxel-to-world affine with shear (non-orthogonal voxel axes)."""
+    nd = affine.shape[0] - 1
+    lin = affine[:nd, :nd]
+    norms = np.linalg.norm(lin, axis=0)
+    gram = (lin / norms).T @ (lin / norms)
+    if not np.allclose(gram, np.eye(nd), atol=1e-4):
+        angle = float(np.degrees(np.arcsin(np.clip(np.abs(gram - np.eye(nd)).max(), 0.0, 1.0))))
+        raise ValueError(
+            f"fixed image: its voxel axes are not orthogonal (a sheared grid, e.g. CT gantry tilt; axes at "
+            f"{angle:.2f} degrees from perpendicular); ITK displacement fields and transform files cannot carry a "
+            "shear, so ddf.nii.gz would not overlay it: resample the fixed image onto an orthogonal grid first."
+        )
 
 
 def minmax(x: torch.Tensor) -> torch.Tensor:
@@ -61,23 +88,8 @@ class RegistrationResult:
         """
         return affine_nd(self.fixed.affine, int(self.ddf.shape[0]))
 
-    def save(self, output_dir: str | os.PathLike, overwrite: bool = False, figure: bool = True) -> dict[str, Path]:
-        """Write ``warped_moving.nii.gz``, ``ddf.nii.gz`` (ITK displacement field, mm), ``warped_moving_label.nii.gz``,
-        ``metrics.csv`` and ``registration.png`` into ``output_dir``; with an affine stage also ``affine.tfm`` (the
-        affine alone as an ITK transform file, which SimpleITK, ANTs and 3D Slicer read), with ``inverse=True`` also
-        ``inverse_ddf.nii.gz``.
-
-        Every file is written under a temporary name and renamed when complete; an input file is never overwritten,
-        even with ``overwrite=True``.
-
-        Raises:
-            FileExistsError: listing the files that exist already, when ``overwrite`` is False, or an output that is
-                one of the inputs (nothing is written).
-        """
-        from ..io import save_ddf, save_image, save_itk_affine
-        from ..io.atomic import atomic_write_path
-
-        out = Path(output_dir)
+    def output_names(self, figure: bool = True) -> dict[str, str]:
+        """File names :meth:`save` writes, by key (``warped_image``, ``ddf``, ``metrics``, ...)."""
         names = {"warped_image": "warped_moving.nii.gz", "ddf": "ddf.nii.gz", "metrics": "metrics.csv"}
         if self.warped_label is not None:
             names["warped_label"] = "warped_moving_label.nii.gz"
@@ -87,6 +99,27 @@ class RegistrationResult:
             names["affine"] = "affine.tfm"
         if self.inverse_ddf is not None:
             names["inverse_ddf"] = "inverse_ddf.nii.gz"
+        return names
+
+    def save(self, output_dir: str | os.PathLike, overwrite: bool = False, figure: bool = True) -> dict[str, Path]:
+        """Write ``warped_moving.nii.gz``, ``ddf.nii.gz`` (ITK displacement field, mm), ``warped_moving_label.nii.gz``,
+        ``metrics.csv`` and ``registration.png`` into ``output_dir``; with an affine stage also ``affine.tfm`` (the
+        affine alone as an ITK transform file, which SimpleITK, ANTs and 3D Slicer read), with ``inverse=True`` also
+        ``inverse_ddf.nii.gz``.
+
+        The set is written atomically: every file goes to a hidden temporary folder inside ``output_dir`` first and
+        is moved into place only when all are complete, so a failure leaves no partial set; with ``overwrite=True``
+        the outputs of an earlier run that this run does not write (e.g. its ``affine.tfm``) are removed, so the
+        folder never mixes two runs. An input file is never overwritten, even with ``overwrite=True``.
+
+        Raises:
+            FileExistsError: listing the files that exist already, when ``overwrite`` is False, or an output that is
+                one of the inputs (nothing is written).
+            ValueError: when the fixed grid is sheared (e.g. CT gantry tilt): ITK displacement fields and transform
+                files cannot carry a shear, so the files would not overlay the fixed image (nothing is written).
+        """
+        out = Path(output_dir)
+        names = self.output_names(figure)
         paths = {k: out / v for k, v in names.items()}
         inputs = {os.path.realpath(p) for p in self.input_paths}
         clash = [str(p) for p in paths.values() if os.path.realpath(p) in inputs]
@@ -97,27 +130,39 @@ class RegistrationResult:
         existing = [str(p) for p in paths.values() if p.exists()]
         if existing and not overwrite:
             raise FileExistsError(f"output files exist already: {existing}; pass overwrite=True to replace them.")
+        _check_orthogonal(self.fixed_affine)
         out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=out, prefix=".monai-reg-") as tmp:
+            self._write(Path(tmp), names)
+            if overwrite:
+                for name in set(_ALL_OUTPUTS) - set(names.values()):
+                    if (out / name).is_file() and os.path.realpath(out / name) not in inputs:
+                        (out / name).unlink()
+            for name in names.values():
+                os.replace(Path(tmp) / name, out / name)
+        return paths
+
+    def _write(self, folder: Path, names: dict[str, str]) -> None:
+        from ..io import save_ddf, save_image, save_itk_affine
+
         affine = self.fixed_affine
-        save_image(paths["warped_image"], self.warped_image.detach().cpu().numpy(), affine, overwrite=True)
-        save_ddf(paths["ddf"], self.ddf.detach().cpu(), affine, overwrite=True)
-        if self.warped_label is not None:
+        save_image(folder / names["warped_image"], self.warped_image.detach().cpu().numpy(), affine)
+        save_ddf(folder / names["ddf"], self.ddf.detach().cpu(), affine)
+        if "warped_label" in names:
             lab = self.warped_label.detach().cpu().numpy()
             lab = lab.astype(np.uint8 if lab.max(initial=0) <= 255 else np.int32)
-            save_image(paths["warped_label"], lab, affine, overwrite=True)
-        if self.theta is not None:
-            save_itk_affine(paths["affine"], self.theta.detach().cpu(), affine)
-        if self.inverse_ddf is not None:
-            save_ddf(paths["inverse_ddf"], self.inverse_ddf.detach().cpu(), affine, overwrite=True)
-        with atomic_write_path(paths["metrics"]) as tmp, open(tmp, "w", newline="") as f:
+            save_image(folder / names["warped_label"], lab, affine)
+        if "affine" in names:
+            save_itk_affine(folder / names["affine"], self.theta.detach().cpu(), affine)
+        if "inverse_ddf" in names:
+            save_ddf(folder / names["inverse_ddf"], self.inverse_ddf.detach().cpu(), affine)
+        with open(folder / names["metrics"], "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["metric", "value"])
             for k, v in self.metrics.items():
                 writer.writerow([k, f"{v:.6g}"])
-        if figure:
-            with atomic_write_path(paths["figure"]) as tmp:
-                self._figure(tmp)
-        return paths
+        if "figure" in names:
+            self._figure(folder / names["figure"])
 
     def _figure(self, path: Path) -> None:
         from ..visualise import save_registration_figure

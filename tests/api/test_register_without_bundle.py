@@ -159,3 +159,49 @@ def test_non_integer_label_outside_unit_range_names_the_file(affine_pair, tmp_pa
     nib.save(nib.Nifti1Image(np.asarray(img.dataobj) * 3.7, img.affine), tmp_path / "bad.nii.gz")
     with pytest.raises(ValueError, match="bad.nii.gz.*integer label map"):
         register(paths["moving"], paths["fixed"], moving_label=tmp_path / "bad.nii.gz", stages="affine")
+
+
+def test_save_is_atomic_and_never_mixes_runs(affine_pair, tmp_path, monkeypatch):
+    paths, _ = affine_pair
+    first = register(paths["moving"], paths["fixed"], stages="affine", device="cpu")
+    out = tmp_path / "set"
+    first.save(out, figure=False)
+    assert (out / "affine.tfm").is_file()
+    second = register(paths["moving"], paths["fixed"], stages="affine", device="cpu")
+    second.theta = None  # a run without an affine part: the earlier affine.tfm must not stay beside its outputs
+    second.save(out, overwrite=True, figure=False)
+    assert not (out / "affine.tfm").exists() and (out / "ddf.nii.gz").is_file()
+    before = sorted(p.name for p in out.iterdir())
+    import monai_reg_ext.io as io
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(io, "save_ddf", broken)
+    with pytest.raises(OSError, match="disk full"):
+        first.save(tmp_path / "fresh", figure=False)
+    assert not any((tmp_path / "fresh").iterdir())  # nothing half-written, no temporary folder left
+    with pytest.raises(OSError):
+        first.save(out, overwrite=True, figure=False)
+    assert sorted(p.name for p in out.iterdir()) == before  # the earlier set is intact
+
+
+def test_sheared_fixed_grid_is_refused_before_writing(affine_pair, tmp_path):
+    paths, a_fix = affine_pair
+    sheared = a_fix.copy()
+    sheared[0, 2] = 0.35  # gantry tilt: the slice axis leans
+    img = nib.load(str(paths["fixed"]))
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj), sheared), tmp_path / "tilted.nii.gz")
+    result = register(paths["moving"], tmp_path / "tilted.nii.gz", stages="affine", device="cpu")
+    with pytest.raises(ValueError, match="not orthogonal.*gantry"):
+        result.save(tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("device, match", [("gpu0", "not a device name"), ("cuda", "not available")])
+def test_bad_device_is_one_clear_error(affine_pair, device, match):
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    paths, _ = affine_pair
+    with pytest.raises(ValueError, match=match):
+        register(paths["moving"], paths["fixed"], device=device)
