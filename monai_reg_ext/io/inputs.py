@@ -15,7 +15,10 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import LoadImage
 
-__all__ = ["ImageLike", "load_input"]
+__all__ = ["ImageLike", "load_input", "check_nifti_size", "MAX_VOXELS"]
+
+MAX_VOXELS = 2**30
+"""Largest image (voxels x channels) read: 4 GiB as float32. Larger headers are refused before any allocation."""
 
 ImageLike = Union[str, os.PathLike, np.ndarray, torch.Tensor]
 
@@ -46,6 +49,7 @@ def load_input(x: ImageLike, name: str, spatial_dims: int, single_channel: bool 
                 f"{what}: H5 files are read by the datasets (images.h5 + key), not here; expected an image file "
                 "(NIfTI, .mha, .nrrd...)."
             )
+        check_nifti_size(path, name)
         try:
             img = LoadImage(image_only=True, ensure_channel_first=True)(str(path))
         except Exception as err:  # readers raise many types; report them with the file name
@@ -73,3 +77,53 @@ def load_input(x: ImageLike, name: str, spatial_dims: int, single_channel: bool 
     if not torch.isfinite(img).all():
         raise ValueError(f"{what}: contains NaN or infinite voxels.")
     return img
+
+
+def check_nifti_size(path: Path, name: str, max_voxels: int = MAX_VOXELS) -> None:
+    """Check a NIfTI header against its file before any voxel is read (no allocation).
+
+    A header may claim far more voxels than the file holds (a truncated or forged file): the data size it implies is
+    compared with the file size (``.nii``) or with the gzip trailer's uncompressed size (``.nii.gz``, under 4 GiB),
+    and images over ``max_voxels`` are refused. Other formats are left to their readers.
+
+    Raises:
+        ValueError: naming the input, its file, the header's shape and what the file holds.
+    """
+    import struct
+
+    import nibabel as nib
+
+    suffixes = "".join(path.suffixes[-2:]).lower()
+    if not (suffixes.endswith(".nii") or suffixes.endswith(".nii.gz")):
+        return
+    try:
+        header = nib.load(str(path)).header
+        shape = tuple(int(d) for d in header.get_data_shape())
+        itemsize = int(header.get_data_dtype().itemsize)
+        offset = max(int(header.get_data_offset()), int(getattr(header, "single_vox_offset", 0)))
+    except Exception:  # unreadable headers are reported by the image reader with its own message
+        return
+    voxels = int(np.prod(shape, dtype=np.int64)) if shape else 0
+    if voxels > max_voxels:
+        raise ValueError(
+            f"{name}: {str(path)!r} declares shape {shape} ({voxels:,} voxels), over the limit of {max_voxels:,} "
+            "voxels; refusing to allocate it."
+        )
+    expected = offset + voxels * itemsize
+    if suffixes.endswith(".nii.gz"):
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell() < 4:
+                return
+            f.seek(-4, os.SEEK_END)
+            actual = struct.unpack("<I", f.read(4))[0]
+        if expected < 2**32 and actual < expected:
+            raise ValueError(
+                f"{name}: {str(path)!r} is truncated or its header is wrong: shape {shape} needs {expected:,} bytes, "
+                f"the compressed file holds {actual:,}."
+            )
+    elif path.stat().st_size < expected:
+        raise ValueError(
+            f"{name}: {str(path)!r} is truncated or its header is wrong: shape {shape} needs {expected:,} bytes, "
+            f"the file has {path.stat().st_size:,}."
+        )
