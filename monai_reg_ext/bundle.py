@@ -19,7 +19,8 @@ class BundleModel:
     """A registration network ready for inference.
 
     Attributes:
-        network: the network (eval mode), called as ``network(moving, fixed)`` and returning a dict with ``ddf``.
+        network: the network (eval mode), called as ``network(moving, fixed)`` and returning a dict with ``ddf`` (a
+            ``RegistrationNet`` also takes ``network(cat([moving, fixed], 1))`` and returns the DDF tensor).
         spatial_size: the grid the network runs on, ``(H, W[, Z])``.
         bundle_dir: where it came from (None for a network given directly).
         config: the parsed inference config (empty for a network given directly).

@@ -1,7 +1,11 @@
 """The ``monai-reg`` command line (python-fire): train, evaluate, predict, register, warp.
 
 Every command prints a one-line error (no traceback) and exits with status 2 on bad input; outputs that exist
-already are never replaced without ``--overwrite``.
+already are never replaced without ``--overwrite``. ``--bundle PATH`` makes PATH the bundle root of every command
+(configs, data, models and runs are read and written there, whatever the current folder).
+
+This module imports nothing heavy at module level (torch, MONAI and ITK are imported by the commands), so
+``monai-reg --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "train", "evaluate", "predict", "register", "warp", "download"]
+__all__ = ["main", "COMMANDS", "train", "evaluate", "predict", "register", "warp", "download"]
 
 USER_ERRORS = (
     ValueError,
@@ -26,13 +30,35 @@ USER_ERRORS = (
 )
 
 
-def _run_bundle(runner_id: str, **kwargs: Any) -> None:
-    """``monai.bundle.run``, re-raising a user error (bad file, key, NaN loss) that MONAI wrapped in a RuntimeError
-    ("Failed to instantiate component ...") as itself, so that :func:`main` reports it in one line."""
-    from monai.bundle import run
+def _attach_progress_bars(workflow: Any, engine_ids: tuple[str, ...]) -> None:
+    """Attach Ignite progress bars to the engines ``engine_ids`` (e.g. ``train#trainer``) that the workflow's config
+    defines (classical bundles, which run a script instead of an engine, get none)."""
+    from ignite.engine import Engine
 
+    from .engines import attach_progress_bar
+
+    for engine_id in engine_ids:
+        if engine_id not in workflow.parser:
+            continue
+        engine = workflow.parser.get_parsed_content(engine_id)  # cached: the run expression uses this instance
+        if isinstance(engine, Engine):
+            attach_progress_bar(engine, desc=engine_id.split("#")[0], persist=engine_id.startswith("train"))
+
+
+def _run_bundle(runner_id: str, progress_ids: tuple[str, ...] = (), **kwargs: Any) -> None:
+    """``monai.bundle.run`` (create the workflow, run ``runner_id``, finalise) with Ignite progress bars on the
+    engines ``progress_ids``, re-raising a user error (bad file, key, NaN loss) that MONAI wrapped in a RuntimeError
+    ("Failed to instantiate component ...") as itself, so that :func:`main` reports it in one line."""
+    from monai.bundle.scripts import create_workflow
+
+    from .hub import check_run_args
+
+    check_run_args(kwargs)  # a truncated --resume_from / --ckpt_path: one line, before the config is parsed
     try:
-        run(runner_id, **kwargs)
+        workflow = create_workflow(run_id=runner_id, **kwargs)
+        _attach_progress_bars(workflow, progress_ids)
+        workflow.run()
+        workflow.finalize()
     except RuntimeError as err:
         cause: BaseException | None = err
         while cause is not None and not isinstance(cause, USER_ERRORS):
@@ -43,13 +69,17 @@ def _run_bundle(runner_id: str, **kwargs: Any) -> None:
 
 
 def _bundle_files(bundle: str, extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``config_file`` (train.json, then ``extra``), ``meta_file``, ``logging_file`` and ``bundle_root`` (the
+    absolute bundle folder, so the configs' ``@bundle_root`` paths point into it) of a bundle's runner."""
     root = Path(bundle)
+    if not root.is_dir():
+        raise FileNotFoundError(f"bundle folder {bundle!r} does not exist.")
     configs = [root / "configs" / "train.json", *[root / "configs" / e for e in extra]]
     for c in configs:
         if not c.is_file():
             raise FileNotFoundError(f"bundle {bundle!r}: missing {c}.")
     files = [str(c) for c in configs]
-    out: dict[str, Any] = {"config_file": files if len(files) > 1 else files[0]}
+    out: dict[str, Any] = {"config_file": files if len(files) > 1 else files[0], "bundle_root": str(root.resolve())}
     meta = root / "configs" / "metadata.json"
     logging_conf = root / "configs" / "logging.conf"
     if meta.is_file():
@@ -59,12 +89,22 @@ def _bundle_files(bundle: str, extra: tuple[str, ...] = ()) -> dict[str, Any]:
     return out
 
 
-def train(bundle: str | None = None, config_file: str | None = None, **overrides: Any) -> None:
+def _show_progress(progress_bar: bool | None) -> bool:
+    """Progress bars on request, else when stderr is a terminal."""
+    return sys.stderr.isatty() if progress_bar is None else bool(progress_bar)
+
+
+def train(
+    bundle: str | None = None, config_file: str | None = None, progress_bar: bool | None = None, **overrides: Any
+) -> None:
     """Train a registration bundle with MONAI's bundle runner (``run training``).
 
     Args:
-        bundle: a bundle folder (uses configs/train.json, metadata.json, logging.conf).
+        bundle: a bundle folder (uses configs/train.json, metadata.json, logging.conf); it is the bundle root, so
+            data, runs and checkpoints are read and written inside it, whatever the current folder.
         config_file: a config file (or list) instead of a bundle.
+        progress_bar: show Ignite progress bars (iterations and loss); default on when stderr is a terminal
+            (--noprogress_bar to hide them).
         overrides: config overrides, e.g. ``--max_epochs 2 --dataset_dir /data`` (use ``::`` for nested ids).
     """
     if bundle is not None:
@@ -73,7 +113,8 @@ def train(bundle: str | None = None, config_file: str | None = None, **overrides
         files = {"config_file": config_file}
     else:
         raise ValueError("train: give --bundle DIR or --config_file FILE.")
-    _run_bundle("training", **files, **overrides)
+    progress = ("train#trainer", "validate#evaluator") if _show_progress(progress_bar) else ()
+    _run_bundle("training", progress, **{**files, **overrides})
 
 
 def evaluate(
@@ -83,6 +124,7 @@ def evaluate(
     methods: str | list[str] = "none,network",
     device: str = "cpu",
     overwrite: bool = False,
+    progress_bar: bool | None = None,
     **overrides: Any,
 ) -> str | None:
     """Evaluate a trained bundle.
@@ -93,7 +135,8 @@ def evaluate(
     label, TRE (mm, with landmarks), folding fraction, SDlogJ, seconds -> ``OUTPUT/results.json`` and ``results.md``.
 
     Args:
-        bundle: a bundle folder (configs/, models/).
+        bundle: a bundle folder (configs/, models/); it is the bundle root, so data, weights and results are read
+            and written inside it, whatever the current folder.
         pairs: JSON list of pairs (``moving``, ``fixed``, optional ``moving_label``/``fixed_label``,
             ``moving_landmarks``/``fixed_landmarks``, ``ddf``; relative to the file).
         output: results folder for ``--pairs`` (default ``<bundle>/runs/evaluate_pairs``).
@@ -101,10 +144,12 @@ def evaluate(
             ``ants_syn``, ``ants_syn_full``, ``elastix_bspline``, ``greedy`` (a missing peer package is skipped).
         device: where the network runs (``--pairs``).
         overwrite: replace existing results files (``--pairs``).
+        progress_bar: without ``--pairs``, show an Ignite progress bar; default on when stderr is a terminal.
         overrides: config overrides of the runner, e.g. ``--dataset_dir /data``.
     """
     if pairs is None:
-        _run_bundle("evaluating", **_bundle_files(bundle, ("evaluate.json",)), **overrides)
+        progress = ("validate#evaluator",) if _show_progress(progress_bar) else ()
+        _run_bundle("evaluating", progress, **{**_bundle_files(bundle, ("evaluate.json",)), **overrides})
         return None
     from .evaluation import evaluate_bundle_on_pairs
 
@@ -160,12 +205,12 @@ def register(
         overwrite: replace existing output files.
         figure: write registration.png (--nofigure to skip it).
         instance_optimisation: with --bundle, iterations refining the network's DDF on the pair with the bundle's
-            image loss and regulariser (0: none; docs/optimisation.md).
+            image loss and regulariser (0 = none; see docs/optimisation.md).
         weights: with --bundle, another weights file of the same network (e.g. models/model_unsupervised.pt or a
-            training run's best_model.pt); default: BUNDLE/models/model.pt.
+            training run's best_model.pt); default BUNDLE/models/model.pt.
         stages: without --bundle, "affine,deformable" (default), "affine" or "deformable"; with --bundle, stages
-            around the network (default: the bundle's registration_stages, else none): "affine" aligns the pair
-            before the network, "deformable" refines the network's DDF on the native grid.
+            around the network (default the bundle's registration_stages, else none), where "affine" aligns the
+            pair before the network and "deformable" refines the network's DDF on the native grid.
         similarity: without --bundle, "lncc" (same contrast), "mi" (mutual information), "mind" (MIND-SSC
             descriptors), "ngf" or "ssd"; use "mi" or "mind" for different contrasts or modalities.
         transform: without --bundle, the deformable model: "bspline" (control points), "ddf" (dense) or "dvf"
@@ -300,8 +345,9 @@ def warp(image: str, ddf: str, output: str, mode: str = "bilinear", overwrite: b
 
     Args:
         image: the moving image or label file (resampled onto the DDF grid in world coordinates if needed).
-        ddf: displacement field file.
-        output: output image file.
+        ddf: displacement field file (ITK, ANTs or SimpleITK; float32 or float64 vectors; .nii, .nii.gz, .mha,
+            .nrrd).
+        output: output image file, .nii, .nii.gz, .mha or .nrrd (same grid and affine in every format).
         mode: "bilinear" (images), "nearest" (label maps) or "label" (one-hot labels: bilinear then 0.5 threshold).
         overwrite: replace an existing output file.
     """
@@ -309,9 +355,10 @@ def warp(image: str, ddf: str, output: str, mode: str = "bilinear", overwrite: b
     import torch
     from monai.data import MetaTensor
 
-    from .io import load_ddf, load_input, save_image
+    from .io import check_output_suffix, load_ddf, load_input, save_image
     from .spatial import resample_to_grid, warp_image
 
+    check_output_suffix(output)
     if mode not in ("bilinear", "nearest", "label"):
         raise ValueError(f"warp: mode must be 'bilinear', 'nearest' or 'label', got {mode!r}.")
     if Path(output).exists() and os.path.realpath(output) in {os.path.realpath(image), os.path.realpath(ddf)}:
@@ -371,6 +418,17 @@ def download(
     return str(path)
 
 
+#: the ``monai-reg`` commands, by name
+COMMANDS = {
+    "train": train,
+    "evaluate": evaluate,
+    "predict": predict,
+    "register": register,
+    "warp": warp,
+    "download": download,
+}
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``monai-reg`` console script."""
     import fire
@@ -379,20 +437,10 @@ def main(argv: list[str] | None = None) -> None:
     if ("--help" in argv or "-h" in argv) and "--" not in argv:  # commands taking **overrides would swallow it
         argv = [a for a in argv if a not in ("--help", "-h")] + ["--", "--help"]
     try:
-        fire.Fire(
-            {
-                "train": train,
-                "evaluate": evaluate,
-                "predict": predict,
-                "register": register,
-                "warp": warp,
-                "download": download,
-            },
-            command=argv,
-            name="monai-reg",
-        )
+        fire.Fire(dict(COMMANDS), command=argv, name="monai-reg")
     except USER_ERRORS as err:
         msg = str(err.args[0] if isinstance(err, KeyError) and err.args else err).strip()
+        msg = msg.replace("overwrite=True", "--overwrite")  # library messages name the Python argument
         print(f"monai-reg: error: {(msg.splitlines() or [type(err).__name__])[0]}", file=sys.stderr)
         sys.exit(2)
 

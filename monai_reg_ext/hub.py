@@ -5,12 +5,16 @@ A released bundle is a zip ``<name>_v<version>.zip`` with one top-level folder `
 
     {"<name>_v<version>": {"name": ..., "version": ..., "sha256": ..., "size": ..., "source": "<url of the zip>"}}
 
-Downloading verifies the zip's size and sha256 against the index **before** anything is extracted, refuses archives
-with absolute paths, ``..`` components, links, or more than one top-level folder, refuses to replace an existing
-bundle folder unless asked to, and checks that ``models/*.pt`` load with ``torch.load(weights_only=True)``.
+Downloading checks the index entries, verifies the zip's size and sha256 against the index **before** anything is
+extracted, refuses archives with absolute paths, ``..`` components, links, more than one top-level folder, a declared
+unpacked size or compression ratio over the limits (:func:`archive_limits`) or a member whose data does not match its
+header, refuses to replace an existing bundle folder unless asked to, and checks that every weight-like file
+(:func:`weight_like_files`) loads with ``torch.load(weights_only=True)``. It never parses a bundle config.
 
 A bundle's configs are code (``$`` expressions are evaluated): run bundles from trusted sources only
-(``docs/security.md``). Release workflow: ``docs/distribution.md``.
+(``docs/security.md``); :func:`warn_bundle_config` warns once per config file before one is parsed, and
+:func:`check_checkpoint` checks a checkpoint before training resumes from it. Release workflow:
+``docs/distribution.md``.
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 import zipfile
-from collections.abc import Iterable
+import zlib
+from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -33,6 +39,7 @@ __all__ = [
     "DEFAULT_URL_TEMPLATE",
     "DEFAULT_INDEX_URL",
     "UnsafeBundleError",
+    "BundleConfigWarning",
     "sha256_file",
     "bundle_files",
     "content_sha256",
@@ -42,9 +49,14 @@ __all__ = [
     "check_versions",
     "record_versions",
     "check_weights",
+    "weight_like_files",
+    "archive_limits",
     "check_zip",
     "safe_extract",
     "download",
+    "warn_bundle_config",
+    "check_checkpoint",
+    "check_run_args",
 ]
 
 #: Where released zips live: a GitHub release (tag ``bundles``) of the project. ``OWNER/REPO`` is a placeholder to
@@ -60,15 +72,30 @@ EXCLUDED_DIRS = frozenset({"runs", "eval", "__pycache__", ".ipynb_checkpoints", 
 EXCLUDED_SUFFIXES = (".pyc", ".pyo", ".ts", ".onnx", ".zip")
 #: What the content hash (and so the version gate) covers.
 VERSIONED_DIRS = ("configs", "models", "scripts")
-#: Limits against archive bombs.
+#: Limits against archive bombs, checked on the declared sizes before extracting and on the bytes written while
+#: extracting. The byte and ratio limits can be changed per call (:func:`download`) or with the environment
+#: variables ``MONAI_REG_MAX_UNPACKED_BYTES`` and ``MONAI_REG_MAX_COMPRESSION_RATIO`` (:func:`archive_limits`).
 MAX_FILES = 10_000
-MAX_UNPACKED_BYTES = 8 * 2**30
+MAX_UNPACKED_BYTES = 4 * 2**30
+#: Uncompressed / compressed size, over the whole archive and per member. The released bundles reach 59:1 (a
+#: 46 kB model.pt of zeros); 1.0 to 1.2 overall.
+MAX_COMPRESSION_RATIO = 200.0
+#: Members (and archives) that unpack to at most this many bytes are not ratio-checked: they cannot bomb.
+RATIO_MIN_BYTES = 2**20
+#: Files that ``torch.load`` reads, checked with ``weights_only=True`` at any depth of a downloaded bundle (any case).
+WEIGHT_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl")
+#: Compression methods that ``zipfile`` reads.
+_ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
 
 _CHUNK = 2**20
 
 
 class UnsafeBundleError(ValueError):
     """An archive or a download failed a check (checksum, path safety, layout, weights)."""
+
+
+class BundleConfigWarning(UserWarning):
+    """A bundle config that holds code (``$`` expressions, ``_target_`` components) is about to be parsed."""
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -237,55 +264,170 @@ def record_versions(
     return out
 
 
-def check_weights(path: str | os.PathLike) -> dict:
+def _load_error(err: Exception) -> str:
+    """One line saying why ``torch.load(weights_only=True)`` failed, without torch's advice to load unsafely."""
+    text = str(err).strip()
+    if "WeightsUnpickler error:" in text:
+        detail = text.split("WeightsUnpickler error:", 1)[1].strip()
+        detail = (detail.splitlines() or [""])[0].split(" was not an allowed global")[0].strip()
+        return f"refused by the weights-only unpickler (pickled Python objects can run code): {detail or '?'}"
+    first = (text.splitlines() or [""])[0].split(". ")[0].rstrip(".")
+    return f"{type(err).__name__}: {first}"
+
+
+def check_weights(path: str | os.PathLike, label: str | None = None) -> dict:
     """Load a checkpoint with ``torch.load(weights_only=True)`` and check it holds only tensors and plain values.
 
     Plain values are ``None``, ``bool``, ``int``, ``float``, ``str`` and lists/tuples/dicts of those and of tensors.
+    ``label`` names the file in messages (default: ``path``).
 
     Raises:
-        UnsafeBundleError: the file needs unpickling of arbitrary objects, or holds something else.
+        UnsafeBundleError: the file needs unpickling of arbitrary objects, is not a torch file, or holds something
+            else than a dict of tensors and plain values.
     """
     import torch
 
+    where = label or str(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # weights_only raises UnpicklingError (or others) for pickled objects
-        raise UnsafeBundleError(f"{path}: does not load with torch.load(weights_only=True): {err}") from None
+        raise UnsafeBundleError(
+            f"{where}: does not load with torch.load(weights_only=True): {_load_error(err)}."
+        ) from None
 
-    def walk(x: Any, where: str) -> None:
+    def walk(x: Any, at: str) -> None:
         if isinstance(x, torch.Tensor) or x is None or isinstance(x, (bool, int, float, str)):
             return
         if isinstance(x, dict):
             for k, v in x.items():
                 if not isinstance(k, (str, int)):
-                    raise UnsafeBundleError(f"{path}: key {k!r} at {where} is not a string or an integer.")
-                walk(v, f"{where}/{k}")
+                    raise UnsafeBundleError(f"{where}: key {k!r} at {at} is not a string or an integer.")
+                walk(v, f"{at}/{k}")
             return
         if isinstance(x, (list, tuple)):
             for i, v in enumerate(x):
-                walk(v, f"{where}[{i}]")
+                walk(v, f"{at}[{i}]")
             return
-        raise UnsafeBundleError(f"{path}: {where} holds a {type(x).__name__}; only tensors and plain values allowed.")
+        raise UnsafeBundleError(f"{where}: {at} holds a {type(x).__name__}; only tensors and plain values allowed.")
 
     if not isinstance(state, dict):
-        raise UnsafeBundleError(f"{path}: expected a dict (a state_dict), got {type(state).__name__}.")
+        raise UnsafeBundleError(f"{where}: expected a dict (a state_dict), got {type(state).__name__}.")
     walk(state, "")
     return state
 
 
-def check_zip(zf: zipfile.ZipFile, name: str | None = None) -> str:
+def _looks_like_pickle(path: Path) -> bool:
+    """A pickle stream (protocol 2 to 5) or a zip holding a ``.pkl`` member (``torch.save``'s format)."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return True
+    if head == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(path) as zf:
+                return any(n.endswith(".pkl") for n in zf.namelist())
+        except (zipfile.BadZipFile, OSError, EOFError):
+            return False
+    return False
+
+
+def weight_like_files(root: str | os.PathLike) -> list[Path]:
+    """Every file under ``root`` (any depth) that ``torch.load`` could read: a name ending in
+    :data:`WEIGHT_SUFFIXES` (any case), or content that is a pickle or a zip with a ``.pkl`` member."""
+    out = []
+    for p in sorted(Path(root).rglob("*")):
+        if p.is_file() and not p.is_symlink() and (p.suffix.lower() in WEIGHT_SUFFIXES or _looks_like_pickle(p)):
+            out.append(p)
+    return out
+
+
+def _positive(value: Any, env: str, default: float, cast: type) -> Any:
+    if value is None:
+        raw = os.environ.get(env, "").strip()
+        if not raw:
+            return cast(default)
+        try:
+            value = cast(float(raw))
+        except ValueError:
+            raise ValueError(f"${env}={raw!r}: expected a positive number.") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{env.lower()}: expected a positive number, got {value!r}.")
+    return cast(value)
+
+
+def archive_limits(max_bytes: int | None = None, max_ratio: float | None = None) -> tuple[int, float]:
+    """The extraction limits: total unpacked bytes and compression ratio (uncompressed / compressed).
+
+    Each comes from the argument, else the environment (``MONAI_REG_MAX_UNPACKED_BYTES``,
+    ``MONAI_REG_MAX_COMPRESSION_RATIO``), else :data:`MAX_UNPACKED_BYTES` (4 GiB) and :data:`MAX_COMPRESSION_RATIO`
+    (200).
+
+    Raises:
+        ValueError: a limit that is not a positive number.
+    """
+    return (
+        _positive(max_bytes, "MONAI_REG_MAX_UNPACKED_BYTES", MAX_UNPACKED_BYTES, int),
+        _positive(max_ratio, "MONAI_REG_MAX_COMPRESSION_RATIO", MAX_COMPRESSION_RATIO, float),
+    )
+
+
+def _check_sizes(infos: list[zipfile.ZipInfo], max_bytes: int, max_ratio: float, archive_size: int | None) -> None:
+    """Refuse, on the sizes the headers declare, an archive bomb or a header that cannot be true."""
+    hint = "MONAI_REG_MAX_COMPRESSION_RATIO"
+    for info in infos:
+        n = info.filename
+        if info.flag_bits & 0x1:
+            raise UnsafeBundleError(f"member {n!r} is encrypted.")
+        if info.compress_type not in _ZIP_METHODS:
+            raise UnsafeBundleError(f"member {n!r}: unsupported compression method {info.compress_type}.")
+        if archive_size is not None and info.compress_size > archive_size:
+            raise UnsafeBundleError(
+                f"member {n!r}: its header declares {info.compress_size} compressed bytes, more than the whole "
+                f"archive ({archive_size} bytes): a false header."
+            )
+        if info.file_size > RATIO_MIN_BYTES and info.file_size > max_ratio * max(info.compress_size, 1):
+            raise UnsafeBundleError(
+                f"member {n!r} unpacks {info.compress_size} bytes to {info.file_size} "
+                f"({info.file_size / max(info.compress_size, 1):.0f}:1), over the {max_ratio:g}:1 compression ratio "
+                f"limit ({hint}): an archive bomb?"
+            )
+    total, packed = sum(i.file_size for i in infos), sum(i.compress_size for i in infos)
+    if total > max_bytes:
+        raise UnsafeBundleError(
+            f"the archive unpacks to {total} bytes, over the limit of {max_bytes} (MONAI_REG_MAX_UNPACKED_BYTES)."
+        )
+    if total > RATIO_MIN_BYTES and total > max_ratio * max(packed, 1):
+        raise UnsafeBundleError(
+            f"the archive unpacks {packed} bytes to {total} ({total / max(packed, 1):.0f}:1), over the "
+            f"{max_ratio:g}:1 compression ratio limit ({hint}): an archive bomb?"
+        )
+
+
+def check_zip(
+    zf: zipfile.ZipFile,
+    name: str | None = None,
+    max_bytes: int | None = None,
+    max_ratio: float | None = None,
+    archive_size: int | None = None,
+) -> str:
     """Check a bundle zip's member list; return its single top-level folder.
+
+    Nothing is decompressed: the checks read the central directory. ``max_bytes`` / ``max_ratio``: see
+    :func:`archive_limits`; ``archive_size``: the zip's size in bytes (a member cannot hold more compressed bytes).
 
     Raises:
         UnsafeBundleError: absolute paths, drive letters, backslashes, ``..`` components, links or other special
-            files, more than one top-level folder (or one that differs from ``name``), or more than
-            :data:`MAX_FILES` entries or :data:`MAX_UNPACKED_BYTES` bytes.
+            files, more than one top-level folder (or one that differs from ``name``), more than :data:`MAX_FILES`
+            entries, a declared unpacked total over ``max_bytes``, a compression ratio over ``max_ratio`` (overall or
+            per member over :data:`RATIO_MIN_BYTES`), encrypted members, or a header that cannot be true.
     """
+    max_bytes, max_ratio = archive_limits(max_bytes, max_ratio)
     infos = zf.infolist()
     if not infos:
         raise UnsafeBundleError("the archive is empty.")
-    if len(infos) > MAX_FILES or sum(i.file_size for i in infos) > MAX_UNPACKED_BYTES:
-        raise UnsafeBundleError(f"the archive holds more than {MAX_FILES} files or {MAX_UNPACKED_BYTES} bytes.")
+    if len(infos) > MAX_FILES:
+        raise UnsafeBundleError(f"the archive holds {len(infos)} entries, more than {MAX_FILES}.")
+    _check_sizes(infos, max_bytes, max_ratio, archive_size)
     tops, seen = set(), set()
     for info in infos:
         n = info.filename
@@ -311,28 +453,76 @@ def check_zip(zf: zipfile.ZipFile, name: str | None = None) -> str:
     return top
 
 
-def safe_extract(zip_path: str | os.PathLike, target_dir: str | os.PathLike, name: str | None = None) -> Path:
+def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path) -> int:
+    """Write one member to ``dest`` (a new regular file), counting the bytes: never more than its header declares."""
+    n = 0
+    try:
+        with zf.open(info) as src, open(dest, "xb") as dst:
+            for chunk in iter(lambda: src.read(_CHUNK), b""):
+                n += len(chunk)
+                if n > info.file_size:
+                    raise UnsafeBundleError(
+                        f"member {info.filename!r} unpacks to more than the {info.file_size} bytes its header "
+                        "declares: a false header; extraction stopped."
+                    )
+                dst.write(chunk)
+    except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, RuntimeError) as err:
+        raise UnsafeBundleError(
+            f"member {info.filename!r}: its data does not match its header ({info.file_size} bytes, CRC "
+            f"{info.CRC:08x} declared): {type(err).__name__}: {err}"
+        ) from None
+    if n != info.file_size:
+        raise UnsafeBundleError(
+            f"member {info.filename!r} unpacks to {n} bytes, its header declares {info.file_size}: a false header."
+        )
+    return n
+
+
+def safe_extract(
+    zip_path: str | os.PathLike,
+    target_dir: str | os.PathLike,
+    name: str | None = None,
+    max_bytes: int | None = None,
+    max_ratio: float | None = None,
+    source: str | None = None,
+) -> Path:
     """Extract a checked bundle zip (:func:`check_zip`) into ``target_dir``; return ``target_dir/<top folder>``.
 
-    Every member is written as a regular file whose resolved path must lie inside ``target_dir``.
+    The limits (``max_bytes``, ``max_ratio``: :func:`archive_limits`) are checked on the declared sizes before
+    anything is written. Every member is written as a regular file whose resolved path must lie inside
+    ``target_dir``; the bytes written are counted and must equal the member's declared size. On any failure the
+    top-level folder is removed if this call created it. ``source`` names the archive in messages.
+
+    Raises:
+        UnsafeBundleError: the archive fails a check or is not a valid zip, naming the archive and the member.
     """
+    max_bytes, max_ratio = archive_limits(max_bytes, max_ratio)
+    where = source or str(zip_path)
     target = Path(target_dir).resolve()
-    with zipfile.ZipFile(zip_path) as zf:
-        top = check_zip(zf, name)
-        for info in zf.infolist():
-            dest = (target / info.filename).resolve()
-            if target not in dest.parents:
-                raise UnsafeBundleError(f"unsafe member {info.filename!r}: resolves outside {target}.")
-            if info.is_dir():
-                dest.mkdir(parents=True, exist_ok=True)
-                continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(dest, "xb") as dst:
-                shutil.copyfileobj(src, dst, _CHUNK)
+    created: Path | None = None
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            top = check_zip(zf, name, max_bytes, max_ratio, archive_size=os.path.getsize(zip_path))
+            created = None if (target / top).exists() else target / top
+            for info in zf.infolist():
+                dest = (target / info.filename).resolve()
+                if target not in dest.parents:
+                    raise UnsafeBundleError(f"unsafe member {info.filename!r}: resolves outside {target}.")
+                if info.is_dir():
+                    dest.mkdir(parents=True, exist_ok=True)
+                    continue
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                _extract_member(zf, info, dest)
+    except (UnsafeBundleError, zipfile.BadZipFile) as err:
+        if created is not None and created.exists():
+            shutil.rmtree(created)
+        what = str(err) if isinstance(err, UnsafeBundleError) else f"not a valid zip file ({err})."
+        raise UnsafeBundleError(f"{where}: {what}") from None
     return target / top
 
 
-def _fetch(url: str, dest: Path, max_bytes: int = MAX_UNPACKED_BYTES) -> None:
+def _fetch(url: str, dest: Path, max_bytes: int | None = None) -> None:
+    max_bytes = archive_limits(max_bytes)[0] if max_bytes is None else max_bytes
     scheme = urllib.parse.urlparse(url).scheme
     if scheme not in ("file", "https"):
         raise ValueError(f"unsupported URL {url!r}: use https:// or file:// (a local file as file:///abs/path.zip).")
@@ -361,16 +551,44 @@ def _as_url(location: str) -> str:
     return Path(location).resolve().as_uri()
 
 
+def _is_sha256(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)
+
+
+def _check_entry(key: str, entry: Any, where: str) -> None:
+    """One index entry: an object with non-empty string ``name`` / ``version``, and when present a 64-hex-digit
+    ``sha256``, a non-negative integer ``size`` and a string ``source``."""
+    at = f"index {where!r}: entry {key!r}"
+    if not isinstance(entry, dict):
+        shown = repr(entry) if len(repr(entry)) <= 40 else repr(entry)[:37] + "..."
+        raise ValueError(
+            f"{at} must be an object with 'name', 'version', 'sha256', 'size' and 'source', got "
+            f"{type(entry).__name__} {shown}."
+        )
+    for field in ("name", "version"):
+        if not isinstance(entry.get(field), str) or not entry[field]:
+            raise ValueError(f"{at}: {field!r} must be a non-empty string, got {entry.get(field)!r}.")
+    if entry.get("sha256") is not None and not _is_sha256(entry["sha256"]):
+        raise ValueError(f"{at}: 'sha256' must be 64 hex digits, got {entry['sha256']!r}.")
+    size = entry.get("size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+        raise ValueError(f"{at}: 'size' must be a non-negative integer (bytes), got {size!r}.")
+    if entry.get("source") is not None and not isinstance(entry["source"], str):
+        raise ValueError(f"{at}: 'source' must be a URL string, got {entry['source']!r}.")
+
+
 def _load_index(index: str) -> dict[str, dict]:
     with tempfile.TemporaryDirectory() as tmp:
         f = Path(tmp) / "model_info.json"
         _fetch(_as_url(index), f, max_bytes=2**24)
         try:
             data = json.loads(f.read_text())
-        except json.JSONDecodeError as err:
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise ValueError(f"index {index!r} is not valid JSON ({err}).") from None
     if not isinstance(data, dict):
         raise ValueError(f"index {index!r}: expected a JSON object of '<name>_v<version>' entries.")
+    for key, entry in data.items():
+        _check_entry(key, entry, index)
     return data
 
 
@@ -397,6 +615,44 @@ def _pick(index: dict[str, dict], name: str, version: str | None, where: str) ->
     return max(entries, key=lambda e: _version_key(str(e.get("version"))))
 
 
+def _index_entry(name: str, version: str | None, url: str | None, index: str | None) -> dict:
+    """The index entry that the zip is verified against (see :func:`download`)."""
+    where = index
+    if where is None and url is not None:
+        where = url.rsplit("/", 1)[0] + "/model_info.json"
+    if where is None:
+        where = os.environ.get("MONAI_REG_BUNDLE_INDEX", DEFAULT_INDEX_URL)
+    try:
+        entry = _pick(_load_index(where), name, version, where)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"download: no index at {where!r} to verify the zip against; pass --index or --sha256."
+        ) from None
+    if not entry.get("sha256"):
+        raise UnsafeBundleError(f"index {where!r}: the entry of {name} has no sha256.")
+    return entry
+
+
+def _stage(
+    url: str, zip_path: Path, name: str, version: str | None, entry: dict, sha256: str, limits: tuple[int, float]
+) -> Path:
+    """Fetch, verify and extract the zip next to ``zip_path``; check the version and every weight-like file."""
+    _fetch(url, zip_path, max_bytes=limits[0])
+    size = entry.get("size")
+    if size is not None and zip_path.stat().st_size != int(size):
+        raise UnsafeBundleError(f"{url}: size {zip_path.stat().st_size} differs from the index ({size}).")
+    got = sha256_file(zip_path)
+    if got.lower() != str(sha256).lower():
+        raise UnsafeBundleError(f"{url}: sha256 {got} differs from the expected {sha256}; nothing extracted.")
+    staged = safe_extract(zip_path, zip_path.parent / "x", name, max_bytes=limits[0], max_ratio=limits[1], source=url)
+    got_version, _ = read_version(staged)
+    if version is not None and got_version != version:
+        raise UnsafeBundleError(f"{url}: holds {name} version {got_version}, expected {version}.")
+    for f in weight_like_files(staged):
+        check_weights(f, label=f"{url}: {name}/{f.relative_to(staged).as_posix()}")
+    return staged
+
+
 def download(
     name: str,
     version: str | None = None,
@@ -405,13 +661,16 @@ def download(
     bundle_dir: str | os.PathLike = "bundles",
     overwrite: bool = False,
     sha256: str | None = None,
+    max_unpacked_bytes: int | None = None,
+    max_compression_ratio: float | None = None,
 ) -> Path:
     """Download a bundle zip, verify it, and extract it to ``<bundle_dir>/<name>``.
 
     The expected sha256 (and size) come from ``sha256`` or from the index: ``index`` (a URL or a local
     ``model_info.json``), else ``model_info.json`` beside ``url``, else ``$MONAI_REG_BUNDLE_INDEX``, else
     :data:`DEFAULT_INDEX_URL`. A zip whose checksum cannot be checked is refused. The zip comes from ``url``
-    (https://, or file:// for a local file) or from the index entry's ``source``.
+    (https://, or file:// for a local file) or from the index entry's ``source``. Every check runs on a staged copy
+    inside ``bundle_dir``; the bundle is moved into place only when all pass. No bundle config is parsed.
 
     Args:
         name: bundle name, e.g. ``"unpaired_mr_brain"``.
@@ -421,6 +680,8 @@ def download(
         bundle_dir: folder receiving the bundle.
         overwrite: replace an existing ``<bundle_dir>/<name>``.
         sha256: expected hex sha256 of the zip (instead of an index).
+        max_unpacked_bytes: limit on the zip's (declared and written) unpacked size; see :func:`archive_limits`.
+        max_compression_ratio: limit on the compression ratio, overall and per member; see :func:`archive_limits`.
 
     Returns:
         The bundle folder.
@@ -428,31 +689,23 @@ def download(
     Raises:
         FileExistsError: the bundle folder exists and ``overwrite`` is false.
         FileNotFoundError: the zip or the index does not exist.
-        UnsafeBundleError: checksum or size mismatch, unsafe archive, weights that need unpickling (a ValueError).
-        ValueError: no such bundle/version in the index, unsupported URL.
+        UnsafeBundleError: checksum or size mismatch, unsafe archive or archive bomb, a member whose data does not
+            match its header, a weight-like file that needs unpickling (a ValueError).
+        ValueError: a malformed index entry, no such bundle/version in the index, unsupported URL, bad limits.
     """
     if not name or "/" in name or "\\" in name or name in (".", ".."):
         raise ValueError(f"download: invalid bundle name {name!r}.")
+    if sha256 is not None and not _is_sha256(sha256):
+        raise ValueError(f"download: --sha256 must be 64 hex digits, got {sha256!r}.")
+    limits = archive_limits(max_unpacked_bytes, max_compression_ratio)
     bundle_dir = Path(bundle_dir)
     final = bundle_dir / name
     if final.exists() and not overwrite:
         raise FileExistsError(f"{final} exists; pass --overwrite to replace it.")
     entry: dict = {}
     if sha256 is None:
-        where = index
-        if where is None and url is not None:
-            where = url.rsplit("/", 1)[0] + "/model_info.json"
-        if where is None:
-            where = os.environ.get("MONAI_REG_BUNDLE_INDEX", DEFAULT_INDEX_URL)
-        try:
-            entry = _pick(_load_index(where), name, version, where)
-        except FileNotFoundError:
-            raise FileNotFoundError(
-                f"download: no index at {where!r} to verify the zip against; pass --index or --sha256."
-            ) from None
-        sha256 = entry.get("sha256")
-        if not sha256:
-            raise UnsafeBundleError(f"index {where!r}: the entry of {name} has no sha256.")
+        entry = _index_entry(name, version, url, index)
+        sha256 = entry["sha256"]
         version = version or entry.get("version")
     if url is None:
         url = entry.get("source")
@@ -460,25 +713,118 @@ def download(
             raise ValueError(f"download: the index entry of {name} has no 'source' URL; pass --url.")
     bundle_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=bundle_dir, prefix=f".{name}-download-") as tmp:
-        zip_path = Path(tmp) / f"{name}.zip"
-        _fetch(url, zip_path)
-        size = entry.get("size")
-        if size is not None and zip_path.stat().st_size != int(size):
-            raise UnsafeBundleError(f"{url}: size {zip_path.stat().st_size} differs from the index ({size}).")
-        got = sha256_file(zip_path)
-        if got.lower() != str(sha256).lower():
-            raise UnsafeBundleError(f"{url}: sha256 {got} differs from the expected {sha256}; nothing extracted.")
-        try:
-            zipfile.ZipFile(zip_path).close()
-        except zipfile.BadZipFile:
-            raise UnsafeBundleError(f"{url}: not a zip file.") from None
-        staged = safe_extract(zip_path, Path(tmp) / "x", name=name)
-        got_version, _ = read_version(staged)
-        if version is not None and got_version != version:
-            raise UnsafeBundleError(f"{url}: holds {name} version {got_version}, expected {version}.")
-        for pt in sorted((staged / "models").glob("*.pt")):
-            check_weights(pt)
+        staged = _stage(url, Path(tmp) / f"{name}.zip", name, version, entry, sha256, limits)
         if final.exists():  # overwrite is true here
             shutil.rmtree(final)
         os.replace(staged, final)
     return final
+
+
+# ---- configs and checkpoints: code that a bundle makes run --------------------------------------------------------
+
+_WARNED_CONFIGS: set[tuple[str, int, int]] = set()
+_CONFIG_ADVISORY = "https://github.com/Project-MONAI/MONAI/security/advisories/GHSA-873f-pvrv-4x83"
+
+
+def _code_in_config(x: Any) -> tuple[int, int, int]:
+    """Counts of ``$`` expressions, ``_target_`` components and ``%`` macros (which import other configs)."""
+    if isinstance(x, str):
+        return (int(x.startswith("$")), 0, int(x.startswith("%")))
+    items: Iterable[Any] = ()
+    targets = 0
+    if isinstance(x, Mapping):
+        targets = int("_target_" in x)
+        items = x.values()
+    elif isinstance(x, (list, tuple)):
+        items = x
+    counts = [_code_in_config(v) for v in items]
+    return (sum(c[0] for c in counts), targets + sum(c[1] for c in counts), sum(c[2] for c in counts))
+
+
+def warn_bundle_config(path: str | os.PathLike) -> bool:
+    """Warn (:class:`BundleConfigWarning`, once per config file and process) that parsing ``path`` runs code.
+
+    Called before a bundle config is parsed (:func:`monai_reg_ext.bundle.load_bundle`, so ``register``, ``predict``
+    and ``evaluate --pairs``). A config without ``$`` expressions, ``_target_`` components or ``%`` macros is data
+    only and gets no warning; nor does a file that cannot be read (its parser reports that). MONAI's own runner
+    (``train``, ``evaluate``) prints MONAI's warning instead. Silence it with
+    ``warnings.filterwarnings("ignore", category=BundleConfigWarning)``.
+
+    Returns:
+        Whether a warning was issued.
+    """
+    p = Path(path)
+    try:
+        st = p.stat()
+        key = (str(p.resolve()), st.st_mtime_ns, st.st_size)
+        if key in _WARNED_CONFIGS:
+            return False
+        from monai.bundle import ConfigParser
+
+        n_expr, n_target, n_macro = _code_in_config(ConfigParser.load_config_file(str(p)))
+    except Exception:  # unreadable: the parser that follows reports it, and nothing of it runs
+        return False
+    if not (n_expr or n_target or n_macro):
+        return False
+    _WARNED_CONFIGS.add(key)
+    macros = f" and {n_macro} '%' macro(s) import other configs" if n_macro else ""
+    warnings.warn(
+        f"{p}: parsing this bundle config runs code with your permissions: {n_expr} '$' expression(s) go to Python "
+        f"eval() and {n_target} '_target_' component(s) instantiate importable callables{macros}. Use bundles from "
+        f"sources you trust only and read a new bundle's configs first (docs/security.md; {_CONFIG_ADVISORY}).",
+        BundleConfigWarning,
+        stacklevel=2,
+    )
+    return True
+
+
+#: What a resumable training checkpoint (``checkpoint_epoch=N.pt``) holds: the bundles' ``train#resume`` and
+#: :func:`monai_reg_ext.engines.create_trainer` load these keys.
+RESUME_KEYS = ("network", "optimizer", "trainer")
+
+
+def check_checkpoint(path: str | os.PathLike, resume: bool = False, what: str = "checkpoint") -> dict:
+    """Load a checkpoint as MONAI's ``CheckpointLoader`` does (``torch.load(weights_only=True)``) and check it.
+
+    ``resume``: it must also hold :data:`RESUME_KEYS` (a training checkpoint, not ``models/model.pt``). ``what``
+    names the option in messages (``--resume_from``).
+
+    Raises:
+        FileNotFoundError / IsADirectoryError: no such file.
+        ValueError: truncated or corrupt, pickled objects, not a dict, or (``resume``) keys missing; one line naming
+            the file.
+    """
+    import torch
+
+    p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"{what} {str(p)!r} is a directory; expected a checkpoint file.")
+    if not p.is_file():
+        raise FileNotFoundError(f"{what} {str(p)!r}: no such checkpoint file.")
+    try:
+        state = torch.load(str(p), map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, not a torch file, pickled objects refused by weights_only
+        raise ValueError(
+            f"{what} {p}: cannot load the checkpoint with torch.load(weights_only=True) (truncated or corrupt file, "
+            f"or pickled objects): {_load_error(err)}."
+        ) from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{what} {p}: expected a dict of state dicts, got a {type(state).__name__}.")
+    missing = [k for k in RESUME_KEYS if k not in state] if resume else []
+    if missing:
+        raise ValueError(
+            f"{what} {p}: not a training checkpoint to resume from: no {missing} (keys: {sorted(map(str, state))[:6]});"
+            " give a checkpoint_epoch=N.pt that training wrote (models/model.pt holds the weights only)."
+        )
+    return state
+
+
+def check_run_args(args: Mapping[str, Any]) -> None:
+    """Checks made before MONAI's bundle runner parses anything (``monai-reg train`` / ``evaluate``): a
+    ``resume_from`` (training) or ``ckpt_path`` (evaluation) override naming a file must pass
+    :func:`check_checkpoint`, so a truncated checkpoint is one clear error instead of a traceback after the run
+    has started. Config references (``$...``, ``@...``) are left to the runner."""
+    for key, resume in (("resume_from", True), ("ckpt_path", False)):
+        value = args.get(key)
+        if isinstance(value, (str, os.PathLike)) and str(value) and not str(value).startswith(("$", "@", "%")):
+            check_checkpoint(value, resume=resume, what=f"--{key}")

@@ -22,12 +22,17 @@ Sections (``--sections``, default all):
   (``scripts/benchmark_engine.py``).
 - ``training``: training iterations per second for 1 and 2 processes under ``torchrun`` on CPU (gloo), the bundle's
   ``train.json`` + ``multi_gpu_train.json`` on a small grid, measured from Ignite's per-epoch times (epoch 1 excluded).
+- ``pairwise`` (only when asked: about 45 min): ``scripts/benchmark_pairwise.py``, bundle-free registration, the
+  networks (+ instance optimisation), greedy, ANTs SyN and elastix side by side on brain, unseen-brain, real lung CT
+  and multi-modal pairs, with the same threads; its files go to ``<output>/pairwise/`` (``--quick``: the brain pairs,
+  2 of them, no registration / pipeline / greedy only).
 
 Usage::
 
     python scripts/benchmark.py --quick            # a few minutes on 2 CPU cores: 64^3 and 96^3, peers reused
     python scripts/benchmark.py                    # everything (about 15-20 min on 2 shared cores)
     python scripts/benchmark.py --sections "['inference']" --device cuda --sizes "[64,96,128,160,192,256]"
+    python scripts/benchmark.py --sections "['pairwise']"                       # the pairwise benchmark alone
 
 Writes ``<output>/<name>.json`` (everything), ``<name>_inference.csv``, ``<name>_peers.csv`` and the figures
 ``<name>_inference.png`` (time and memory against voxel count) and ``<name>_peers.png`` (error against seconds), with
@@ -68,6 +73,7 @@ if str(SCRIPTS) not in sys.path:
     sys.path.insert(0, str(SCRIPTS))
 
 import benchmark_engine  # noqa: E402
+import benchmark_pairwise  # noqa: E402
 import benchmark_register  # noqa: E402
 import compare_registration  # noqa: E402
 
@@ -84,7 +90,8 @@ __all__ = [
 ]
 
 BUNDLE = ROOT / "bundles" / "unpaired_mr_brain"
-SECTIONS = ("threads", "inference", "register_io", "peers", "engine", "training")
+SECTIONS = ("threads", "inference", "register_io", "peers", "engine", "training", "pairwise")
+DEFAULT_SECTIONS = SECTIONS[:-1]  # "pairwise" (about 45 min) runs only when asked
 PEER_METHODS = ("ants_syn", "ants_syn_full", "elastix_bspline")
 
 
@@ -440,6 +447,18 @@ def peers(
 
 
 # -------------------------------------------------------------------------------------------------------------- engine
+def pairwise(output: str | Path, threads: int = 1, quick: bool = False) -> dict[str, Any]:
+    """The ``pairwise`` section: ``benchmark_pairwise.main`` writing into ``<output>/pairwise``; returns where it wrote
+    and the ratios of each set (its own JSON holds everything)."""
+    folder = Path(output) / "pairwise"
+    argv = ["--threads", str(int(threads)), "--output", str(folder)]
+    if quick:
+        argv += ["--sets", "brain", "--max-pairs", "2", "--methods", "none", "pipeline", "greedy", "--name", "quick"]
+    res = benchmark_pairwise.main(argv)
+    ratios = {name: s.get("ratios") for name, s in res["sets"].items() if s.get("ratios") is not None}
+    return {"output": _shown(folder), "command": res["command"], "ratios": ratios}
+
+
 def engine_overhead(size: int = 48, iterations: int = 10, rounds: int = 3, threads: int = 1) -> dict[str, Any]:
     """benchmark_engine.main: Ignite engine vs bare loop, interleaved; ``overhead_ratio`` = engine / bare."""
     return benchmark_engine.main(size=size, iterations=iterations, rounds=rounds, threads=threads)
@@ -673,6 +692,9 @@ def markdown_tables(results: dict[str, Any]) -> str:
                 f"{r['pairs_per_second_total']:.3f} | {r['speedup_vs_first']:.2f}× |"
             )
         lines.append("")
+    pw = results.get("pairwise")
+    if pw:
+        lines += [f"Pairwise registration benchmark: tables and ratios in `{pw['output']}/` (`{pw['command']}`).", ""]
     return "\n".join(lines)
 
 
@@ -694,7 +716,7 @@ def _as_list(value: Any) -> list:
 
 def main(
     quick: bool = False,
-    sections: list[str] | str = SECTIONS,
+    sections: list[str] | str = DEFAULT_SECTIONS,
     bundle: str = str(BUNDLE),
     pairs: str | None = None,
     sizes: list[int] | None = None,
@@ -759,6 +781,8 @@ def main(
         timed("engine", engine_overhead, threads=threads, **kw)
     if "training" in wanted:
         timed("training", training_scale, bundle, max_epochs=2 if quick else 3)
+    if "pairwise" in wanted:
+        timed("pairwise", pairwise, out, threads, quick)
     results["section_seconds"] = timings
     results["environment_end"] = {"load_average_1_5_15min": _load(), "date": environment(device)["date"]}
     (out / f"{name}.json").write_text(json.dumps(results, indent=2, default=str) + "\n")

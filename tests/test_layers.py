@@ -28,7 +28,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
     2: ("losses", "networks", "metrics", "io"),
     3: ("transforms", "data", "engines", "optimise"),
     4: ("api", "bundle", "hub", "evaluation", "reporting", "visualise", ROOT),
-    5: ("cli", "demo", "__main__"),
+    5: ("cli", "workflow", "demo", "__main__"),
 }
 LAYER_OF: dict[str, int] = {unit: layer for layer, units in LAYERS.items() for unit in units}
 #: Same-layer imports that are not allowed (``data`` builds on ``transforms``, never the reverse).

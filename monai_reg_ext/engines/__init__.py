@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from .batch import prepare_registration_batch
-from .handlers import AtomicCheckpointSaver, DatasetEpochHandler, LossTermsHandler, StopOnNonFiniteLoss
+from .handlers import (
+    AtomicCheckpointSaver,
+    DatasetEpochHandler,
+    LossTermsHandler,
+    StopOnNonFiniteLoss,
+    attach_progress_bar,
+)
 from .workflows import create_evaluator, create_trainer
 
 __all__ = [
@@ -12,6 +18,7 @@ __all__ = [
     "LossTermsHandler",
     "StopOnNonFiniteLoss",
     "AtomicCheckpointSaver",
+    "attach_progress_bar",
     "create_trainer",
     "create_evaluator",
 ]

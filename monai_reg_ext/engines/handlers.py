@@ -10,7 +10,13 @@ from ignite.engine import Engine, Events
 from monai.engines.utils import IterationEvents
 from monai.handlers import CheckpointSaver
 
-__all__ = ["DatasetEpochHandler", "LossTermsHandler", "StopOnNonFiniteLoss", "AtomicCheckpointSaver"]
+__all__ = [
+    "DatasetEpochHandler",
+    "LossTermsHandler",
+    "StopOnNonFiniteLoss",
+    "AtomicCheckpointSaver",
+    "attach_progress_bar",
+]
 
 
 class DatasetEpochHandler:
@@ -123,3 +129,35 @@ class AtomicCheckpointSaver(CheckpointSaver):
         for ckpt in (self._final_checkpoint, self._key_metric_checkpoint, self._interval_checkpoint):
             if ckpt is not None:
                 ckpt.save_handler._atomic = True
+
+
+def _loss_of(output: Any) -> dict[str, float]:
+    """``{"loss": value}`` of an engine's iteration output (a dict with ``loss``, or a list of them), else ``{}``."""
+    if isinstance(output, (list, tuple)) and output:
+        output = output[0]
+    loss = output.get("loss") if isinstance(output, dict) else None
+    try:
+        return {} if loss is None else {"loss": float(loss.detach()) if hasattr(loss, "detach") else float(loss)}
+    except (TypeError, ValueError, RuntimeError):  # a non-scalar loss: shown by the StatsHandler, not here
+        return {}
+
+
+def attach_progress_bar(engine: Engine, desc: str | None = None, persist: bool = True, **tqdm_kwargs: Any) -> Any:
+    """Attach Ignite's tqdm ``ProgressBar`` to ``engine``: iterations of the current epoch, and the iteration loss
+    (the ``loss`` of the engine's output, as MONAI's ``SupervisedTrainer`` returns it) when there is one.
+
+    Args:
+        engine: an Ignite engine (e.g. a bundle's ``train#trainer`` or ``validate#evaluator``).
+        desc: text before the bar (default: Ignite's ``Epoch [e/E]`` for a trainer).
+        persist: keep each epoch's bar on screen after the epoch.
+        tqdm_kwargs: further ``tqdm`` arguments (``file``, ``ncols``...).
+
+    Returns:
+        The attached ``ignite.handlers.ProgressBar``.
+    """
+    from ignite.handlers import ProgressBar
+
+    kwargs = {"desc": desc} if desc is not None else {}
+    bar = ProgressBar(persist=persist, **kwargs, **tqdm_kwargs)
+    bar.attach(engine, output_transform=_loss_of)
+    return bar

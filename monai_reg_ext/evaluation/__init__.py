@@ -1,8 +1,8 @@
 """One pair-evaluation path: pairs -> a DDF per method -> scores per pair -> summaries, tables, ``eval_metrics``.
 
 - :mod:`.pairs`: :class:`PairSpec` (the files of a pair), :class:`Pair` (tensors on the fixed grid), loaders.
-- :mod:`.methods`: methods ``pair -> MethodOutput`` (identity, true DDF, network, ``register``, optimisation,
-  precomputed DDFs); :mod:`.peers`: ANTs / elastix / greedy as optional plug-ins.
+- :mod:`.methods`: methods ``pair -> MethodOutput`` (identity, true DDF, network, ``register`` with a bundle
+  or bundle-free, optimisation, precomputed DDFs); :mod:`.peers`: ANTs / elastix / greedy as optional plug-ins.
 - :mod:`.scoring`: metric plug-ins ``(pair, output) -> {name: value}`` (Dice per label, TRE in mm, folding, SDlogJ,
   DDF error, displacement, image similarity); a bundle passes its own metrics alongside.
 - :mod:`.runner`: :func:`evaluate_pairs`, the loop.
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from .compare import KNOWN_METHODS, compare_methods, known_ddf_metrics, speed_table
 from .methods import (
+    PIPELINE_OPTIONS,
     Method,
     MethodOutput,
     identity,
@@ -23,6 +24,7 @@ from .methods import (
     optimisation,
     precomputed,
     register_bundle,
+    register_pipeline,
     select_methods,
     true_ddf,
 )
@@ -87,6 +89,8 @@ __all__ = [
     "true_ddf",
     "network",
     "register_bundle",
+    "register_pipeline",
+    "PIPELINE_OPTIONS",
     "optimisation",
     "precomputed",
     "select_methods",

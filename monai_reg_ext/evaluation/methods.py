@@ -3,7 +3,8 @@
 A method is any callable ``method(pair) -> MethodOutput``. The DDF is ``(1, D, *S)`` in voxels of the pair's fixed
 grid, pull convention (``docs/conventions.md``), so one scoring code path serves every method. Built here: the
 identity, the known true DDF, a network on the pair's tensors, :func:`monai_reg_ext.register` on the pair's files
-(optionally with instance optimisation), optimisation-based registration, and DDFs computed beforehand. Classical
+(optionally with instance optimisation), bundle-free :func:`monai_reg_ext.register` (the default pipeline),
+optimisation-based registration, and DDFs computed beforehand. Classical
 peers (ANTs, elastix, greedy) are optional plug-ins in :mod:`.peers`; :func:`select_methods` builds a method table
 from names and skips peers whose package is missing.
 """
@@ -29,6 +30,8 @@ __all__ = [
     "true_ddf",
     "network",
     "register_bundle",
+    "register_pipeline",
+    "PIPELINE_OPTIONS",
     "optimisation",
     "precomputed",
     "select_methods",
@@ -145,6 +148,61 @@ def register_bundle(model: BundleModel, device: str | torch.device = "cpu", inst
     return run
 
 
+PIPELINE_OPTIONS = ("stages", "similarity", "transform", "initialisation")
+"""Options of :func:`register_pipeline` that :func:`monai_reg_ext.register` takes itself; any other option (``levels``,
+``iterations``, ``affine_levels``, ``affine_iterations``, ``control_point_spacing``, ``reg_weight``, ``tolerance``...,
+see :func:`monai_reg_ext.optimise.register_images`) runs ``register``'s own steps with it."""
+
+
+def register_pipeline(device: str | torch.device = "cpu", **options: Any) -> Method:
+    """Bundle-free :func:`monai_reg_ext.register` on the pair's moving and fixed files (the ``monai-reg register``
+    path without ``--bundle``: initial alignment, affine, deformable, ``docs/optimisation.md``).
+
+    ``seconds`` is the wall time of the whole call (reading, registration, DDF on the fixed grid, warping); ``extras``
+    hold ``cpu_seconds`` (process CPU time of the same span) and the seconds of each pipeline step
+    (``initial_seconds``, ``affine_seconds``, ``deformable_seconds``). The DDF is on the fixed image's native grid
+    (affine part included): score it on :func:`load_pair` pairs.
+
+    Args:
+        device: where the optimisation runs.
+        options: with only :data:`PIPELINE_OPTIONS` (``stages``, ``similarity``, ``transform``, ``initialisation``)
+            ``register`` itself is called with them. Schedule options that ``register`` does not take (``levels``,
+            ``iterations``, ``control_point_spacing``...) run the same steps as ``register``
+            (:func:`~monai_reg_ext.api.register.prepare_inputs`, :func:`~monai_reg_ext.api.register.optimise_pair`,
+            :func:`~monai_reg_ext.api.register.to_native`) with them, without the label and deformation scoring;
+            ``extras`` then also hold the Adam iterations run per stage (``affine_iterations``,
+            ``deformable_iterations``).
+    """
+    from ..api import register
+    from ..api.register import MIN_VOXELS, optimise_pair, prepare_inputs, to_native
+
+    dev = torch.device(device)
+    direct = set(options) <= set(PIPELINE_OPTIONS)
+
+    def run(pair: Pair) -> MethodOutput:
+        if pair.spec is None:
+            raise ValueError(f"pair {pair.name!r}: register_pipeline needs the pair's files (Pair.spec).")
+        ndim = len(pair.spatial_shape)
+        extras: dict[str, float] = {}
+        start, cpu = time.perf_counter(), time.process_time()
+        if direct:
+            result = register(pair.spec.moving, pair.spec.fixed, device=dev, spatial_dims=ndim, **options)
+            ddf, warped = result.ddf[None], result.warped_image.as_tensor()[None]
+            steps = result.metrics
+        else:
+            prepared = prepare_inputs(pair.spec.moving, pair.spec.fixed, ndim, None, None, MIN_VOXELS)
+            optimised, steps = optimise_pair(prepared, dev, dict(options))
+            ddf, warped = to_native(prepared, optimised.ddf, dev)
+            ddf, warped = ddf[None], warped[None]
+            extras.update({f"{k}_iterations": float(v.iterations) for k, v in optimised.stages.items()})
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        extras["cpu_seconds"] = cpu
+        extras.update({k: float(v) for k, v in steps.items() if k.endswith("_seconds") and k != "seconds"})
+        return MethodOutput(ddf.detach().cpu().float(), seconds, warped_image=warped.detach().cpu(), extras=extras)
+
+    return run
+
+
 def optimisation(**kwargs: Any) -> Method:
     """Registration by optimisation of the pair's tensors (:func:`monai_reg_ext.optimise.register_by_optimisation`
     with ``kwargs``: transform, image loss, levels, iterations...); ``extras`` hold the final loss and iterations."""
@@ -181,6 +239,7 @@ def precomputed(ddfs: Mapping[str, torch.Tensor], seconds: Mapping[str, float] |
 
 
 _NETWORK = re.compile(r"^network(?::(?P<name>[^+]+))?(?:\+io(?P<io>\d+))?$")
+_PIPELINE = re.compile(r"^pipeline(?::(?P<similarity>\w+))?$")
 
 
 def select_methods(
@@ -192,8 +251,10 @@ def select_methods(
     """Build methods from names; optional peers whose package cannot be imported are skipped with a note.
 
     Names: ``none``; ``true_ddf``; ``network`` (the first of ``models``) or ``network:<name>``, each optionally
-    ``+io<N>`` (N iterations of instance optimisation), all through :func:`register_bundle`; a peer of
-    :data:`.peers.PEERS` (``ants_syn``, ``ants_syn_full``, ``elastix_bspline``, ``greedy``).
+    ``+io<N>`` (N iterations of instance optimisation), all through :func:`register_bundle`; ``pipeline`` or
+    ``pipeline:<similarity>`` (e.g. ``pipeline:mi``): bundle-free registration with its defaults
+    (:func:`register_pipeline`); a peer of :data:`.peers.PEERS` (``ants_syn``, ``ants_syn_full``,
+    ``elastix_bspline``, ``greedy``, ``greedy_nmi``).
 
     Args:
         names: the methods, in the order of the results.
@@ -213,7 +274,7 @@ def select_methods(
     methods: dict[str, Method] = {}
     skipped: dict[str, str] = {}
     for name in names:
-        match = _NETWORK.match(name)
+        match, pipeline = _NETWORK.match(name), _PIPELINE.match(name)
         if name == "none":
             methods[name] = identity()
         elif name == "true_ddf":
@@ -223,6 +284,9 @@ def select_methods(
             if key not in models:
                 raise ValueError(f"method {name!r}: expected a network among {sorted(models)}.")
             methods[name] = register_bundle(models[key], device, int(match["io"] or 0))
+        elif pipeline:
+            similarity = pipeline["similarity"]
+            methods[name] = register_pipeline(device, **({"similarity": similarity} if similarity else {}))
         elif name in PEERS:
             ok, why = peer_available(name)
             if ok:
@@ -232,6 +296,6 @@ def select_methods(
                 if log is not None:
                     log(f"note: skipping {name}: its package is not importable ({why}).")
         else:
-            known = ["none", "true_ddf", "network[:NAME][+ioN]", *PEERS]
+            known = ["none", "true_ddf", "network[:NAME][+ioN]", "pipeline[:SIMILARITY]", *PEERS]
             raise ValueError(f"unknown method {name!r}; choose from {known}.")
     return methods, skipped

@@ -52,6 +52,7 @@ PEERS: dict[str, str] = {
     "ants_syn_full": "antspyx SyN with reg_iterations=(40, 20, 10) (10 iterations at full resolution)",
     "elastix_bspline": "itk-elastix: GetDefaultParameterMap('bspline'), no number_of_threads",
     "greedy": "picsl-greedy: affine (NCC 2x2x2, 100x50x10), then deformable (-s 1.732vox 0.707vox)",
+    "greedy_nmi": "picsl-greedy as 'greedy' with normalised mutual information (-m NMI) in both stages (multi-modal)",
 }
 """The peer methods and what each runs."""
 
@@ -87,7 +88,7 @@ def peer_available(name: str) -> tuple[bool, str]:
     try:
         if name.startswith("ants"):
             import ants  # noqa: F401
-        elif name == "greedy":
+        elif name.startswith("greedy"):
             import picsl_greedy  # noqa: F401
         else:
             import itk
@@ -106,6 +107,7 @@ def peer_method(name: str) -> Method:
         "ants_syn_full": lambda pair: _run_ants(pair, full=True),
         "elastix_bspline": _run_elastix,
         "greedy": _run_greedy,
+        "greedy_nmi": lambda pair: _run_greedy(pair, metric="NMI"),
     }
     if name not in runners:
         raise ValueError(f"unknown peer {name!r}; choose from {sorted(runners)}.")
@@ -336,7 +338,7 @@ def _run_elastix(pair: Pair) -> MethodOutput:
     return _output(ddf, seconds, cpu, pair, warped)
 
 
-def _run_greedy(pair: Pair) -> MethodOutput:
+def _run_greedy(pair: Pair, metric: str = "NCC 2x2x2") -> MethodOutput:
     import nibabel as nib
 
     fixed, moving = _check_files(pair, "greedy")
@@ -345,8 +347,8 @@ def _run_greedy(pair: Pair) -> MethodOutput:
     with tempfile.TemporaryDirectory() as tmp:
         affine, warp, warped = (str(Path(tmp) / n) for n in ("affine.mat", "warp.nii.gz", "warped.nii.gz"))
         start, cpu = time.perf_counter(), time.process_time()
-        _greedy(f"-d 3 -a -dof 12 -ia-image-centers -m NCC 2x2x2 -n 100x50x10 -i {fixed} {moving} -o {affine}")
-        _greedy(f"-d 3 -m NCC 2x2x2 -n 100x50x10 -s 1.732vox 0.707vox -i {fixed} {moving} -it {affine} -o {warp}")
+        _greedy(f"-d 3 -a -dof 12 -ia-image-centers -m {metric} -n 100x50x10 -i {fixed} {moving} -o {affine}")
+        _greedy(f"-d 3 -m {metric} -n 100x50x10 -s 1.732vox 0.707vox -i {fixed} {moving} -it {affine} -o {warp}")
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         _greedy(f"-d 3 -rf {fixed} -ri LINEAR -rm {moving} {warped} -r {warp} {affine}")
         own = np.asarray(nib.load(warped).get_fdata(dtype=np.float64))

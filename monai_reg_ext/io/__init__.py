@@ -9,7 +9,7 @@ from __future__ import annotations
 from .ddf import itk_geometry_from_affine, load_ddf, ras_to_lps_affine, save_ddf
 from .folders import IMAGE_SUFFIXES, natural_key, scan_image_folder
 from .h5 import H5ImageReader, h5_ref, is_h5_ref, ref_exists, scan_h5_file, split_h5_ref
-from .images import load_image, save_image
+from .images import OUTPUT_SUFFIXES, check_output_suffix, load_image, save_image
 from .inputs import ImageLike, load_input
 from .landmarks import physical_to_voxel, read_landmarks, voxel_to_physical
 from .transforms import load_itk_affine, save_itk_affine
@@ -21,6 +21,8 @@ __all__ = [
     "itk_geometry_from_affine",
     "save_image",
     "load_image",
+    "check_output_suffix",
+    "OUTPUT_SUFFIXES",
     "load_input",
     "ImageLike",
     "read_landmarks",

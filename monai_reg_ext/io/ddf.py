@@ -20,7 +20,11 @@ view, which is what ``warp_image`` assumes for a moving image of another shape.
 
 ``monai.data.itk_torch_bridge.monai_to_itk_ddf`` is not used for writing: it expects a DDF in ITK's array order
 (``(D, z, y, x)``, channel 0 along ``z``) with an ITK reference image, whereas monai-reg DDFs are channel-first in
-MONAI's ``(x, y, z)`` order; reading goes through MONAI's ``ITKReader`` (which does the LPS -> RAS affine conversion).
+MONAI's ``(x, y, z)`` order. Reading reads the file header first and converts any component type (float32, or the
+float64 of SimpleITK's ``DisplacementFieldTransform``) to float32 vectors: ITK's Python wheels wrap file readers for
+float vectors only.
+
+File formats, by suffix: ``.nii`` / ``.nii.gz`` (vector NIfTI, intent 1007), ``.mha``, ``.nrrd``.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import torch
 
 from ..spatial import ddf_mm_to_voxel, ddf_voxel_to_mm
 from .atomic import atomic_write_path
+from .images import check_output_suffix
 
 __all__ = ["save_ddf", "load_ddf", "ras_to_lps_affine", "itk_geometry_from_affine"]
 
@@ -81,10 +86,10 @@ def _as_tensor(x, name: str) -> torch.Tensor:
 
 
 def save_ddf(path: PathLike, ddf, fixed_affine, overwrite: bool = False) -> Path:
-    """Write a voxel DDF as an ITK displacement field (vector NIfTI / ``.mha`` / ``.nrrd``, by extension).
+    """Write a voxel DDF as an ITK displacement field (float32 vectors; vector NIfTI / ``.mha`` / ``.nrrd`` by suffix).
 
     Args:
-        path: output file, e.g. ``ddf.nii.gz``.
+        path: output file: ``.nii``, ``.nii.gz``, ``.mha`` or ``.nrrd``, e.g. ``ddf.nii.gz``.
         ddf: ``(D, *S)`` or ``(1, D, *S)`` DDF in voxels of the fixed grid (D = 2 or 3), pull semantics.
         fixed_affine: ``(D+1, D+1)`` voxel-to-world affine of the fixed image, RAS mm as MONAI/nibabel read it
             (e.g. ``MetaTensor.affine``).
@@ -94,11 +99,13 @@ def save_ddf(path: PathLike, ddf, fixed_affine, overwrite: bool = False) -> Path
         The written path (written under a temporary name and renamed when complete).
 
     Raises:
-        ValueError: on a shape mismatch; FileExistsError if ``path`` exists and ``overwrite`` is False.
+        ValueError: on a shape mismatch or a suffix other than ``.nii``, ``.nii.gz``, ``.mha``, ``.nrrd``.
+        FileExistsError: if ``path`` exists and ``overwrite`` is False.
     """
     import itk
 
     path = Path(path)
+    check_output_suffix(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
     d = _as_tensor(ddf, "ddf").to(torch.float64)
@@ -142,8 +149,62 @@ def _nifti_finite(path: Path) -> bool:
     return bool(np.isfinite(np.asanyarray(nib.load(str(path)).dataobj)).all())
 
 
+def _first_line(err: BaseException) -> str:
+    """The first line of an exception's message (ITK's run over many lines)."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def _read_vector_field(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read a vector image file with ITK as float32 vectors, whatever its component type (float, double...).
+
+    ITK's Python wheels wrap file readers for ``Vector[F, D]`` images only, so the header is read first (number of
+    dimensions and components) and the file is read into ``Image[Vector[F, D], D]``: ITK converts double (e.g.
+    SimpleITK's ``sitkVectorFloat64``) or integer components on reading.
+
+    Returns:
+        ``(arr, affine_ras)``: ``arr`` ``(*S, D)`` float32 in MONAI's ``(x, y[, z])`` array order, LPS mm vectors;
+        ``affine_ras`` the ``(D+1, D+1)`` float64 voxel-to-world RAS affine of the grid.
+    """
+    import itk
+
+    try:
+        image_io = itk.ImageIOFactory.CreateImageIO(str(path), itk.CommonEnums.IOFileMode_ReadMode)
+        if image_io is None:
+            raise ValueError("no ITK reader for this file type (use .nii, .nii.gz, .mha, .nrrd)")
+        image_io.SetFileName(str(path))
+        image_io.ReadImageInformation()
+        file_dims, ncomp = int(image_io.GetNumberOfDimensions()), int(image_io.GetNumberOfComponents())
+        component = image_io.GetComponentTypeAsString(image_io.GetComponentType())
+    except Exception as err:  # re-raised with the file name
+        raise ValueError(f"cannot read DDF file {path} as an ITK displacement field: {_first_line(err)}") from err
+    # a 3-D field on one slice reads as a 2-D grid of 3-vectors from NIfTI: keep it 3-D
+    ndim = 3 if (file_dims, ncomp) == (2, 3) else file_dims
+    if ndim not in (2, 3) or ncomp != ndim:
+        raise ValueError(
+            f"DDF file {path}: expected an ITK displacement field (a 2-D or 3-D grid of 2- or 3-vectors), got a "
+            f"{file_dims}-D grid of {ncomp}-component {component} pixels."
+        )
+    try:
+        reader = itk.ImageFileReader[itk.Image[itk.Vector[itk.F, ndim], ndim]].New(FileName=str(path))
+        reader.Update()
+        field = reader.GetOutput()
+    except Exception as err:  # re-raised with the file name
+        raise ValueError(f"cannot read DDF file {path} ({component} vectors): {_first_line(err)}") from err
+    arr = np.array(itk.array_view_from_image(field), dtype=np.float32)  # (z, y, x, D)
+    arr = np.ascontiguousarray(arr.transpose(*range(ndim - 1, -1, -1), ndim))  # (x, y, z, D)
+    spacing = np.asarray(field.GetSpacing(), dtype=np.float64)
+    direction = np.asarray(itk.array_from_matrix(field.GetDirection()), dtype=np.float64)
+    affine_lps = np.eye(ndim + 1)
+    affine_lps[:ndim, :ndim] = direction * spacing
+    affine_lps[:ndim, ndim] = np.asarray(field.GetOrigin(), dtype=np.float64)
+    return arr, ras_to_lps_affine(affine_lps)
+
+
 def load_ddf(path: PathLike) -> tuple[torch.Tensor, torch.Tensor]:
-    """Read an ITK displacement field written by :func:`save_ddf` (or by ITK/ANTs/SimpleITK) back to voxels.
+    """Read an ITK displacement field (written by :func:`save_ddf`, ITK, ANTs or SimpleITK) back to voxels.
+
+    Float32 and float64 vectors (e.g. SimpleITK's ``sitkVectorFloat64``, the type ``sitk.DisplacementFieldTransform``
+    uses) are read, from ``.nii``, ``.nii.gz``, ``.mha``, ``.nrrd`` (or any vector image ITK reads), 2-D and 3-D.
 
     Args:
         path: a vector image file with ``D`` components on a ``D``-dimensional grid, displacements in LPS mm.
@@ -156,34 +217,16 @@ def load_ddf(path: PathLike) -> tuple[torch.Tensor, torch.Tensor]:
         FileNotFoundError / IsADirectoryError / ValueError naming the file when it is missing, a folder, unreadable,
         not a displacement field (wrong number of components) or holds NaN/inf.
     """
-    from monai.data import ITKReader
-
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"DDF file {path} is a directory; expected an ITK displacement field file.")
     if not path.is_file():
         raise FileNotFoundError(f"DDF file {path} does not exist.")
-    reader = ITKReader(affine_lps_to_ras=True)
-    try:
-        img = reader.read(str(path))
-        arr, meta = reader.get_data(img)
-    except Exception as err:  # re-raised with the file name (ITK's messages run over many lines: keep the first)
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise ValueError(
-            f"cannot read DDF file {path} as an ITK displacement field (a 2-D or 3-D grid of 2- or 3-vectors): {first}"
-        ) from err
-    ndim = arr.ndim - 1
-    if ndim not in (2, 3) or arr.shape[-1] != ndim or meta.get("original_channel_dim") != -1:
-        raise ValueError(
-            f"DDF file {path}: expected an ITK displacement field (a {ndim}-D grid of {ndim}-vectors), "
-            f"got an array of shape {arr.shape}."
-        )
+    arr, affine_ras = _read_vector_field(path)
     if not np.isfinite(arr).all() or not _nifti_finite(path):
         raise ValueError(f"DDF file {path}: contains NaN or infinite displacements.")
-    affine = torch.as_tensor(np.asarray(meta["affine"], dtype=np.float64))
-    if affine.shape[0] != ndim + 1:  # MONAI pads 2-D affines to 4x4 in some versions
-        affine = torch.cat([torch.cat([affine[:ndim, :ndim], affine[:ndim, -1:]], 1), affine[-1:, [*range(ndim), -1]]])
-    ddf_lps = torch.as_tensor(np.moveaxis(np.asarray(arr, dtype=np.float64), -1, 0))  # (D, x, y, z) LPS mm
+    affine = torch.as_tensor(affine_ras)
+    ddf_lps = torch.as_tensor(np.moveaxis(arr.astype(np.float64), -1, 0))  # (D, x, y, z) LPS mm
     ddf_ras = ddf_lps.clone()
     ddf_ras[:2] = -ddf_ras[:2]
     ddf = ddf_mm_to_voxel(ddf_ras[None], affine)[0]

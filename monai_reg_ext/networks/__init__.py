@@ -8,10 +8,12 @@ from __future__ import annotations
 from .backbones import build_backbone, default_backbone_kwargs
 from .checkpoint import load_checkpoint, save_checkpoint
 from .conditional import ConditionalSegmentationNet
-from .registration import RegistrationNet
+from .registration import RegistrationDDFNet, RegistrationNet, integrate_velocity
 
 __all__ = [
     "RegistrationNet",
+    "RegistrationDDFNet",
+    "integrate_velocity",
     "ConditionalSegmentationNet",
     "save_checkpoint",
     "load_checkpoint",

@@ -24,7 +24,7 @@ from .backbones import (
     to_jsonable,
 )
 
-__all__ = ["RegistrationNet", "resize_to", "check_pair"]
+__all__ = ["RegistrationNet", "RegistrationDDFNet", "integrate_velocity", "resize_to", "check_pair"]
 
 Method = Literal["ddf", "dvf", "affine"]
 _METHODS = ("ddf", "dvf", "affine")
@@ -97,6 +97,57 @@ def check_pair(
         )
 
 
+def _warp_border(image: torch.Tensor, ddf: torch.Tensor, ref_grid: torch.Tensor) -> torch.Tensor:
+    """``image(x + ddf(x))``, bilinear, border padding, ``align_corners=True``: MONAI's ``Warp`` (PyTorch path) in a
+    form TorchScript compiles. ``ref_grid`` is the identity grid ``(1, D, *S)`` in voxels."""
+    nd = ddf.dim() - 2
+    grid = (ref_grid + ddf).permute([0] + list(range(2, nd + 2)) + [1])
+    denom: list[float] = []
+    for s in ddf.shape[2:]:
+        denom.append(float(max(int(s) - 1, 1)))
+    grid = grid * 2 / torch.tensor(denom, dtype=grid.dtype, device=grid.device) - 1  # MONAI's order of operations
+    grid = grid.flip([-1])  # array axes (0, 1, 2) -> grid_sample's (x, y, z)
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def integrate_velocity(dvf: torch.Tensor, num_steps: int = 7) -> torch.Tensor:
+    """Scaling and squaring of a stationary velocity field ``(B, D, *S)`` (voxels): ``ddf = dvf / 2**num_steps``,
+    then ``num_steps`` times ``ddf = ddf + warp(ddf, ddf)`` with border padding, as
+    :func:`monai_reg_ext.spatial.dvf_to_ddf` (MONAI's ``DVF2DDF``), and scriptable with TorchScript.
+    ``num_steps=0`` returns the field itself."""
+    if num_steps <= 0:
+        return dvf
+    axes = [torch.arange(int(s), dtype=dvf.dtype, device=dvf.device) for s in dvf.shape[2:]]
+    ref_grid = torch.stack(torch.meshgrid(axes, indexing="ij"), dim=0).unsqueeze(0)
+    ddf = dvf / float(2**num_steps)
+    for _ in range(num_steps):
+        ddf = ddf + _warp_border(ddf, ddf, ref_grid)
+    return ddf
+
+
+class RegistrationDDFNet(nn.Module):
+    """The tensor-in, tensor-out form of a :class:`RegistrationNet`, which TorchScript compiles.
+
+    ``forward(image)`` maps the moving and fixed images concatenated along channels, ``(B, 2C, *S)`` (moving first,
+    both on one grid), to the DDF ``(B, D, *S)`` in voxels: the backbone's output, integrated by scaling and squaring
+    for a ``"dvf"`` network. It shares the backbone (and so the weights and state_dict keys, ``backbone.*``) of the
+    :class:`RegistrationNet` it comes from; ``torch.jit.script(registration_net)`` compiles this form (through
+    ``RegistrationNet.__prepare_scriptable__``), which is what MONAI's ``ckpt_export`` writes.
+
+    Args:
+        backbone: the registration network's backbone ``(B, 2C, *S) -> (B, D, *S)``.
+        num_steps: scaling-and-squaring steps (0: the backbone output is the DDF).
+    """
+
+    def __init__(self, backbone: nn.Module, num_steps: int = 0) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.num_steps = int(num_steps)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return integrate_velocity(self.backbone(image), self.num_steps)
+
+
 class RegistrationNet(nn.Module):
     """Predict the transformation from a moving to a fixed image, and warp the moving image (and label) with it.
 
@@ -105,6 +156,11 @@ class RegistrationNet(nn.Module):
     velocity field integrated by scaling and squaring (``"dvf"``), or an affine transform (``"affine"``, GlobalNet
     only). The **original** moving image is then warped with :func:`monai_reg_ext.warp_image` (normalised
     coordinates, so moving and fixed sizes may differ). See ``docs/conventions.md``.
+
+    Called with one tensor, ``net(image)`` with ``image`` ``(B, 2C, *S)`` (moving channels first, then fixed, on one
+    grid: the ``network_data_format`` input of the bundles' metadata), it returns the DDF ``(B, D, *S)`` alone, as a
+    tensor: MONAI's tensor-in, tensor-out network convention, which ``verify_net_in_out``, ``SupervisedEvaluator`` and
+    TorchScript (``ckpt_export``, scripted or traced; :class:`RegistrationDDFNet`) use. The weights are the same.
 
     The output convolutions of named backbones are zero-initialised (GlobalNet's affine head already starts at the
     identity), so training starts at the identity transform, as DeepReg.
@@ -266,30 +322,75 @@ class RegistrationNet(nn.Module):
         theta = captured[-1].reshape(x.shape[0], self.spatial_dims, self.spatial_dims + 1)
         return ddf, theta
 
+    def ddf_net(self) -> RegistrationDDFNet:
+        """The tensor-in, tensor-out form of this network (same backbone module, so the same weights)."""
+        return RegistrationDDFNet(self.backbone, self.num_steps if self.method == "dvf" else 0)
+
+    def __prepare_scriptable__(self) -> RegistrationDDFNet:
+        """``torch.jit.script(net)`` compiles :meth:`ddf_net` (the dict-returning two-input form has Python-only
+        parts: hooks, MONAI's ``Warp``)."""
+        return self.ddf_net()
+
+    def predict_ddf(self, image: torch.Tensor) -> torch.Tensor:
+        """The DDF ``(B, D, *S)`` in voxels for ``image`` ``(B, 2C, *S)``: moving channels then fixed channels.
+
+        Raises:
+            ValueError: for a shape that does not fit, naming expected vs got.
+        """
+        nd, c = self.spatial_dims + 2, 2 * self.image_channels
+        if not isinstance(image, torch.Tensor) or image.ndim != nd or image.shape[1] != c:
+            got = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+            raise ValueError(
+                f"RegistrationNet: a single input expected shape (B, {c}, *S) with {self.spatial_dims} spatial dims "
+                f"(moving then fixed channels), got {got}."
+            )
+        half = self.image_channels
+        check_pair(
+            "RegistrationNet",
+            self.spatial_dims,
+            self.image_channels,
+            image[:, :half],
+            image[:, half:],
+            None,
+            size_mult=self._size_multiple,
+            fixed_size=self.image_size if self.is_global else None,
+        )
+        return self.ddf_net()(image)
+
     def forward(
         self,
         moving_image: torch.Tensor,
-        fixed_image: torch.Tensor,
+        fixed_image: torch.Tensor | None = None,
         moving_label: torch.Tensor | None = None,
-    ) -> dict[str, torch.Tensor]:
+    ) -> dict[str, torch.Tensor] | torch.Tensor:
         """Register ``moving_image`` to ``fixed_image``.
 
         Args:
-            moving_image: ``(B, C, *S_moving)``, intensities typically in [0, 1].
+            moving_image: ``(B, C, *S_moving)``, intensities typically in [0, 1]; or, without ``fixed_image``, the
+                pair concatenated along channels ``(B, 2C, *S)`` (moving first), for which the DDF tensor alone is
+                returned (:meth:`predict_ddf`).
             fixed_image: ``(B, C, *S_fixed)``; defines the output grid.
             moving_label: optional ``(B, L, *S_moving)`` in [0, 1].
 
         Returns:
-            Dict with ``ddf`` ``(B, D, *S_fixed)`` in fixed-grid voxels; ``pred_fixed_image`` ``(B, C, *S_fixed)``
-            (the warped moving image); ``dvf`` (``"dvf"``, same layout as ``ddf``); ``theta`` ``(B, D, D + 1)``
-            (GlobalNet, voxel coordinates with origin at voxel 0); ``pred_fixed_label`` ``(B, L, *S_fixed)`` (moving
-            label warped bilinearly) when ``moving_label`` is given; with ``inverse_consistent`` in training mode also
-            ``ddf_inverse`` ``(B, D, *S)`` (fixed -> moving, on the moving grid) and ``pred_moving_image`` (the fixed
-            image warped onto the moving grid).
+            With ``fixed_image``: a dict with ``ddf`` ``(B, D, *S_fixed)`` in fixed-grid voxels; ``pred_fixed_image``
+            ``(B, C, *S_fixed)`` (the warped moving image); ``dvf`` (``"dvf"``, same layout as ``ddf``); ``theta``
+            ``(B, D, D + 1)`` (GlobalNet, voxel coordinates with origin at voxel 0); ``pred_fixed_label``
+            ``(B, L, *S_fixed)`` (moving label warped bilinearly) when ``moving_label`` is given; with
+            ``inverse_consistent`` in training mode also ``ddf_inverse`` ``(B, D, *S)`` (fixed -> moving, on the moving
+            grid) and ``pred_moving_image`` (the fixed image warped onto the moving grid). Without ``fixed_image``: the
+            DDF tensor ``(B, D, *S)`` (forward direction only).
 
         Raises:
             ValueError: shapes that do not fit, naming expected vs got.
         """
+        if fixed_image is None:
+            if moving_label is not None:
+                raise ValueError(
+                    "RegistrationNet: moving_label expected with a separate fixed_image, got it with a single "
+                    "concatenated input."
+                )
+            return self.predict_ddf(moving_image)
         check_pair(
             "RegistrationNet",
             self.spatial_dims,

@@ -100,7 +100,7 @@ class LevelPair:
             return ok.all(dim=1, keepdim=True).to(ddf.dtype)
 
     def warp(self, ddf: torch.Tensor) -> torch.Tensor:
-        """The moving image ``(B, C, *S_level)`` sampled at ``p + ddf(p)``, ``ddf`` ``(B, D, *S_level)`` level voxels."""
+        """The moving image ``(B, C, *S_level)`` at ``p + ddf(p)``; ``ddf`` ``(B, D, *S_level)`` in level voxels."""
         if self.matrix is None:
             return warp_image(self.moving, ddf)
         assert self.base is not None

@@ -87,3 +87,19 @@ def test_register_and_predict_with_other_weights(tiny_bundle, pair_files, tmp_pa
                   tmp_path / "nope.pt")  # fmt: skip
     assert res.returncode == 2 and "nope.pt" in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_overwrite_messages_name_the_cli_flag(tiny_bundle, pair_files, tmp_path, capsys):
+    """A second ``register`` into the same folder fails in one line that names ``--overwrite`` (the library's message
+    names the Python argument ``overwrite=True``), and ``--overwrite`` then replaces the files."""
+    args = ["register", "--bundle", str(tiny_bundle), "--moving", str(pair_files["moving"]), "--fixed",
+            str(pair_files["fixed"]), "--output", str(tmp_path / "out"), "--device", "cpu",
+            "--figure", "False"]  # fmt: skip
+    main(args)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert "--overwrite" in err and "overwrite=True" not in err and len(err.strip().splitlines()) == 1
+    main([*args, "--overwrite"])

@@ -171,3 +171,22 @@ def test_elastix_coordinate_trick(blob_pairs):
         ddf = peers.elastix_ddf_from_parameters(moving, params)
         expected = _expected_voxel_shift(direction, spacing, t_mm)
         np.testing.assert_allclose(ddf, np.broadcast_to(expected[:, None, None, None], ddf.shape), atol=1e-4)
+
+
+def test_register_pipeline_method(blob):
+    """Bundle-free ``register`` as a method: its own defaults through ``register``, schedule options through its
+    steps; both recover the blob's translation; ``pipeline[:similarity]`` names build it."""
+    inside = blob.fixed_label[0].amax(0) > 0.5
+    shift = torch.as_tensor(SHIFT, dtype=torch.float32).view(3, 1, 1, 1)
+    out = ev.register_pipeline(stages="affine")(blob)
+    assert out.ddf.shape == (1, 3, *BLOB_SHAPE) and out.warped_image.shape == (1, 1, *BLOB_SHAPE)
+    assert out.seconds > 0 and {"cpu_seconds", "initial_seconds", "affine_seconds"} <= set(out.extras)
+    assert float((out.ddf[0] - shift).norm(dim=0)[inside].mean()) < 0.5
+    staged = ev.register_pipeline(stages="affine", affine_levels=(2, 1), affine_iterations=(30, 10))(blob)
+    assert staged.extras["affine_iterations"] <= 40 and "deformable_iterations" not in staged.extras
+    assert float((staged.ddf[0] - shift).norm(dim=0)[inside].mean()) < 0.5
+    methods, skipped = ev.select_methods(["none", "pipeline", "pipeline:mi"], log=None)
+    assert list(methods) == ["none", "pipeline", "pipeline:mi"] and skipped == {}
+    blob.spec = None
+    with pytest.raises(ValueError, match="needs the pair's files"):
+        ev.register_pipeline()(blob)

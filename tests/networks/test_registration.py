@@ -214,3 +214,56 @@ def test_globalnet_wrong_size_raises() -> None:
 def test_nn_module_repr() -> None:
     assert "localnet" in repr(make_net("localnet", "ddf", 2))
     assert isinstance(make_net("localnet", "ddf", 2).backbone, nn.Module)
+
+
+# ------------------------------------------------------------- one concatenated input: the MONAI / TorchScript form
+@pytest.mark.parametrize(
+    "backbone,method,dims", [(b, m, 3) for b, m in VALID] + [("regunet", "dvf", 2), ("localnet", "ddf", 2)]
+)
+def test_single_input_gives_the_ddf_scripted_and_traced(backbone: str, method: str, dims: int) -> None:
+    """``net(cat([moving, fixed], 1))`` is the DDF tensor of ``net(moving, fixed)``, and TorchScript (scripted through
+    ``__prepare_scriptable__``, or traced) gives the same with the same state_dict keys."""
+    import warnings
+
+    torch.manual_seed(0)
+    size = SIZES[dims][0]
+    net = make_net(backbone, method, dims, size).eval()
+    perturb_output_layer(net)
+    moving, fixed = torch.rand(2, 1, *size), torch.rand(2, 1, *size)
+    x = torch.cat([moving, fixed], dim=1)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about shape checks turned into constants
+        ref = net(moving, fixed)["ddf"]
+        out = net(x)
+        scripted = torch.jit.script(net)
+        traced = torch.jit.trace(net, (x,))
+        assert isinstance(out, torch.Tensor) and out.shape == (2, dims, *size)
+        assert ref.abs().max() > 0
+        torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(scripted(x), ref, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(traced(x), ref, atol=1e-6, rtol=1e-5)
+    assert set(scripted.state_dict()) == set(net.state_dict())  # models/model.pt loads into the exported module
+
+
+@pytest.mark.parametrize("dims", [3, 2])
+def test_integrate_velocity_is_dvf_to_ddf(dims: int) -> None:
+    from monai_reg_ext import dvf_to_ddf
+    from monai_reg_ext.networks import integrate_velocity
+
+    torch.manual_seed(0)
+    dvf = 2 * torch.randn(2, dims, *SIZES[dims][1])
+    torch.testing.assert_close(integrate_velocity(dvf, 7), dvf_to_ddf(dvf, 7), atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(torch.jit.script(integrate_velocity)(dvf, 7), integrate_velocity(dvf, 7))
+    assert integrate_velocity(dvf, 0) is dvf
+
+
+def test_single_input_errors() -> None:
+    net = make_net("localnet", "ddf", 3)
+    with pytest.raises(ValueError, match=r"\(B, 2, \*S\)"):
+        net(torch.rand(1, 1, 16, 16, 16))
+    with pytest.raises(ValueError, match=r"\(B, 2, \*S\)"):
+        net(torch.rand(1, 2, 16, 16))
+    with pytest.raises(ValueError, match="moving_label"):
+        net(torch.rand(1, 2, 16, 16, 16), moving_label=torch.rand(1, 1, 16, 16, 16))
+    with pytest.raises(ValueError, match="divisible"):
+        net(torch.rand(1, 2, 12, 16, 16))
