@@ -11,6 +11,8 @@ import torch
 from monai.bundle import ConfigParser
 from torch import nn
 
+from .hub import warn_bundle_config
+
 __all__ = ["BundleModel", "load_bundle", "infer_bundle_root", "run_pairs"]
 
 
@@ -63,6 +65,7 @@ def load_bundle(
     if not cfg_path.is_file():
         raise FileNotFoundError(f"bundle {str(root)!r}: no {config_file} (expected the inference config there).")
     parser = ConfigParser()
+    warn_bundle_config(cfg_path)  # parsing runs the config's code: say so once, before it runs (docs/security.md)
     parser.read_config(str(cfg_path))
     parser["bundle_root"] = str(root)
     for key, value in (overrides or {}).items():
