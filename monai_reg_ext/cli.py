@@ -217,7 +217,8 @@ def register(
             (diffeomorphic, stationary velocity).
         initialisation: without --bundle, "moments" (centres of mass), "centres" (image centres) or "none".
         inverse: also write inverse_ddf.nii.gz and report the inverse-consistency error (voxels).
-        threads: CPU threads for torch (default: torch's choice).
+        threads: CPU threads for torch; default half the CPU cores, at most 4 (1 on 2 cores: measured 6x faster
+            than 2 threads on a loaded 2-core machine, docs/benchmarks/pairwise/schedules.md).
         quiet: no progress bar.
     """
     import torch
@@ -225,10 +226,11 @@ def register(
     from .api import register as api_register
     from .bundle import load_bundle
 
-    if threads is not None:
-        if int(threads) < 1:
-            raise ValueError(f"--threads: expected an int >= 1, got {threads}.")
-        torch.set_num_threads(int(threads))
+    if threads is None:
+        threads = min(4, max(1, (os.cpu_count() or 2) // 2))
+    if int(threads) < 1:
+        raise ValueError(f"--threads: expected an int >= 1, got {threads}.")
+    torch.set_num_threads(int(threads))
     model = load_bundle(bundle, device=device, weights=weights) if (weights is not None and bundle) else bundle
     if weights is not None and not bundle:
         raise ValueError("--weights needs --bundle (the network those weights belong to).")
