@@ -527,29 +527,39 @@ def _mean(summary: Mapping[str, Any], method: str, key: str) -> float:
     return float(summary.get(method, {}).get(key, {}).get("mean", float("nan")))
 
 
-def ratios(summary: Mapping[str, Any], pipeline: str = "pipeline") -> dict[str, Any]:
-    """The issue's ratios for one set: seconds (median) of ``pipeline`` over greedy's and elastix's, error over SyN's,
-    Dice minus the best peer's, and network + IO against the pipeline."""
+def _per_pair_ratio(pairs: Mapping[str, list[dict[str, Any]]], a: str, b: str, key: str) -> float:
+    """Median over pairs of ``a``'s ``key`` over ``b``'s on the same pair (``nan`` when missing)."""
+    by_pair = {r["pair"]: r.get(key) for r in pairs.get(b, [])}
+    values = [r.get(key) / by_pair[r["pair"]] for r in pairs.get(a, []) if r.get(key) and by_pair.get(r["pair"])]
+    return float(np.median(values)) if values else float("nan")
+
+
+def ratios(res: Mapping[str, Any], pipeline: str = "pipeline") -> dict[str, Any]:
+    """The issue's ratios for one set (``{"summary", "pairs"}`` of :func:`run_set`): seconds and CPU seconds of
+    ``pipeline`` over each peer's (median over pairs of the same-pair ratio), mean Dice minus each peer's and the best
+    peer's, mean error over SyN's, and network + instance optimisation against ``pipeline``."""
+    summary, pairs = res["summary"], res["pairs"]
     out: dict[str, Any] = {}
-    sec = _median(summary, pipeline, "seconds")
-    cpu = _median(summary, pipeline, "cpu_seconds")
+    dice = _mean(summary, pipeline, "dice_mean")
     for peer in ("greedy", "greedy_nmi", "elastix_bspline", "ants_syn"):
         if peer in summary:
-            out[f"seconds_vs_{peer}"] = sec / _median(summary, peer, "seconds")
-            out[f"cpu_seconds_vs_{peer}"] = cpu / _median(summary, peer, "cpu_seconds")
-            out[f"dice_mean_minus_{peer}"] = _mean(summary, pipeline, "dice_mean") - _mean(summary, peer, "dice_mean")
+            out[f"seconds_vs_{peer}"] = _per_pair_ratio(pairs, pipeline, peer, "seconds")
+            out[f"cpu_seconds_vs_{peer}"] = _per_pair_ratio(pairs, pipeline, peer, "cpu_seconds")
+            out[f"dice_mean_minus_{peer}"] = dice - _mean(summary, peer, "dice_mean")
     if "ants_syn" in summary and "error_mm" in summary.get(pipeline, {}):
         out["error_vs_ants_syn"] = _mean(summary, pipeline, "error_mm") / _mean(summary, "ants_syn", "error_mm")
     peers = [p for p in PEER_NAMES if p in summary]
     if peers:
         best = max(peers, key=lambda p: _mean(summary, p, "dice_mean"))
         out["best_peer_by_dice"] = best
-        out["dice_mean_minus_best_peer"] = _mean(summary, pipeline, "dice_mean") - _mean(summary, best, "dice_mean")
+        out["dice_mean_minus_best_peer"] = dice - _mean(summary, best, "dice_mean")
     if "network+io" in summary:
-        out["network_io_seconds_vs_pipeline"] = _median(summary, "network+io", "seconds") / sec
-        out["network_io_dice_mean_minus_pipeline"] = _mean(summary, "network+io", "dice_mean") - _mean(
-            summary, pipeline, "dice_mean"
-        )
+        out["network_io_seconds_vs_pipeline"] = _per_pair_ratio(pairs, "network+io", pipeline, "seconds")
+        out["network_io_dice_mean_minus_pipeline"] = _mean(summary, "network+io", "dice_mean") - dice
+        if "error_mm" in summary.get(pipeline, {}):
+            out["network_io_error_vs_pipeline"] = _mean(summary, "network+io", "error_mm") / _mean(
+                summary, pipeline, "error_mm"
+            )
     return out
 
 
@@ -665,6 +675,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="JSON options of the bundle-free pipeline methods (e.g. '{\"iterations\": [100, 30, 5]}')",
     )
     ap.add_argument(
+        "--render",
+        default=None,
+        help="rewrite <output>/<name>.{json,md} (ratios recomputed) from this results JSON; runs no registration",
+    )
+    ap.add_argument(
         "--schedules",
         type=json.loads,
         default=None,
@@ -694,6 +709,8 @@ def max_pairs_by_set(values: Sequence[str] | None) -> dict[str, int | None]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the sets and write ``<output>/<name>.{json,md}`` (rewritten after every set)."""
     args = parse_args(argv)
+    if args.render:
+        return render(Path(args.render), Path(args.output), args.name)
     limits = max_pairs_by_set(args.max_pairs)
     env_threads = ev.configure_threads(args.threads)
     out = Path(args.output)
@@ -751,7 +768,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 res["schedules"] = schedules
             else:
                 res["bundle"] = pairs.bundle.relative_to(ROOT).as_posix()
-                res["ratios"] = {p: ratios(res["summary"], p) for p in ("pipeline", "pipeline:mi") if p in methods}
+                res["ratios"] = {p: ratios(res, p) for p in ("pipeline", "pipeline:mi") if p in methods}
             results["sets"][name] = res
             print(set_table(name, res, None if name != "schedules" else {m: m for m in res["summary"]}), flush=True)
             _write(out, args.name, results)  # after every set: a stopped run keeps the sets it finished
@@ -759,6 +776,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         _write(out, args.name, results)
         if tmp is not None:
             tmp.cleanup()
+    return results
+
+
+def render(path: Path, out: Path, name: str) -> dict[str, Any]:
+    """Recompute the ratios of a results JSON and rewrite ``<out>/<name>.{json,md}`` (no registration is run)."""
+    results = json.loads(path.read_text())
+    for res in results["sets"].values():
+        if "ratios" in res:
+            res["ratios"] = {p: ratios(res, p) for p in ("pipeline", "pipeline:mi") if p in res["summary"]}
+    ev.write_results(out, results, markdown(results), f"{name}.json", f"{name}.md")
     return results
 
 

@@ -79,7 +79,7 @@ def test_run_set_ratios_and_markdown(tmp_path):
     assert summary["pipeline"]["error_mm"]["mean"] < summary["none"]["error_mm"]["mean"]
     assert {"dice_mean", "load_1min", "cpu_seconds"} <= set(summary["pipeline"])
     assert res["load_average_1_5_15min"]["start"] is not None and skipped == {}
-    res.update(description="tiny", ratios={"pipeline": bp.ratios(summary)})
+    res.update(description="tiny", ratios={"pipeline": bp.ratios(res)})
     table = bp.set_table("brain_unseen", res)
     assert "bundle-free pipeline (LNCC)" in table and "error mm" in table
 
