@@ -95,3 +95,20 @@ def test_main_on_one_lung_pair(tmp_path):
     assert lung["summary"]["pipeline"]["seconds"]["n"] == 1 and "dice_lung" in lung["summary"]["none"]
     assert "## `lung` (1 pairs)" in (out / "t.md").read_text() and res["sets"]["lung"]["ratios"]["pipeline"] == {}
     assert bp.parse_args([]).threads == 1 and bp.parse_args([]).sets == list(bp.SETS)
+
+
+def test_benchmark_pairwise_section(monkeypatch, tmp_path):
+    """scripts/benchmark.py's opt-in ``pairwise`` section calls this script (its --quick variant: 2 brain pairs)."""
+    import benchmark
+
+    seen = {}
+
+    def fake_main(argv):
+        seen["argv"] = argv
+        return {"command": "python scripts/benchmark_pairwise.py", "sets": {"brain": {"ratios": {"pipeline": {}}}}}
+
+    monkeypatch.setattr(benchmark.benchmark_pairwise, "main", fake_main)
+    res = benchmark.pairwise(tmp_path, threads=1, quick=True)
+    assert seen["argv"][:2] == ["--threads", "1"] and "--max-pairs" in seen["argv"]
+    assert res["ratios"] == {"brain": {"pipeline": {}}}
+    assert "pairwise" in benchmark.SECTIONS and "pairwise" not in benchmark.DEFAULT_SECTIONS
