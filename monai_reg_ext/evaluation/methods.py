@@ -115,7 +115,12 @@ def network(model: BundleModel | nn.Module, with_label: bool = False) -> Method:
     return run
 
 
-def register_bundle(model: BundleModel, device: str | torch.device = "cpu", instance_optimisation: int = 0) -> Method:
+def register_bundle(
+    model: BundleModel,
+    device: str | torch.device = "cpu",
+    instance_optimisation: int = 0,
+    stages: Sequence[str] | str | None = None,
+) -> Method:
     """:func:`monai_reg_ext.register` on the pair's moving and fixed files (the ``monai-reg register`` path).
 
     ``seconds`` is the wall time of the whole call (reading, resampling, network, DDF resize, warping); ``extras``
@@ -126,6 +131,8 @@ def register_bundle(model: BundleModel, device: str | torch.device = "cpu", inst
         model: the loaded bundle.
         device: where the network runs.
         instance_optimisation: iterations of instance optimisation after the network (0: none).
+        stages: pipeline stages around the network (``"affine"`` before it, ``"deformable"`` after it); default:
+            the bundle's ``registration_stages``.
     """
     from ..api import register
 
@@ -139,6 +146,7 @@ def register_bundle(model: BundleModel, device: str | torch.device = "cpu", inst
             bundle=model,
             device=device,
             instance_optimisation=int(instance_optimisation),
+            stages=stages,
         )
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         extras = {"network_seconds": float(result.seconds), "cpu_seconds": cpu}
