@@ -16,7 +16,7 @@ from .image import (
     SumSquaredDifferenceLoss,
 )
 from .label import MultiScaleLabelLoss
-from .masked import FixedMaskedLoss, mask_to_fixed
+from .masked import FixedMaskedLoss, OutsideFixedDisplacementLoss, mask_to_fixed
 from .mind import MINDSSCLoss, mind_ssc
 from .ngf import NormalizedGradientFieldLoss
 from .registration import RegistrationLoss
@@ -33,6 +33,7 @@ __all__ = [
     "InverseConsistencyLoss",
     "RegistrationLoss",
     "FixedMaskedLoss",
+    "OutsideFixedDisplacementLoss",
     "mask_to_fixed",
     "FastLNCCLoss",
     "MINDSSCLoss",

@@ -1,4 +1,4 @@
-"""The weighted registration loss: image dissimilarity + label dissimilarity + DDF regulariser.
+"""The weighted registration loss: image dissimilarity + label dissimilarity + DDF regulariser (+ optional terms).
 
 It is the ``loss_function`` of a MONAI ``SupervisedTrainer``: called as ``loss(pred, targets)`` with the network's
 output dict and the batch targets (keys in ``docs/architecture.md``). From a bundle config::
@@ -24,7 +24,7 @@ from torch import nn
 
 __all__ = ["RegistrationLoss"]
 
-_TERMS = ("image", "label", "regulariser", "inverse_consistency")
+_TERMS = ("image", "label", "regulariser", "inverse_consistency", "outside_fov")
 LossFn = Callable[..., torch.Tensor]
 Weights = Union[Sequence[float], Mapping[str, float]]
 
@@ -37,12 +37,12 @@ def _parse_weights(weights: Weights) -> dict[str, float]:
         parsed = {k: float(weights.get(k, 1.0)) for k in _TERMS}
     else:
         values = list(weights)
-        if len(values) not in (3, 4):
+        if len(values) not in (3, 4, 5):
             raise ValueError(
-                "RegistrationLoss: expected 3 or 4 weights (image, label, regulariser[, inverse_consistency]), "
-                f"got {len(values)}: {values}."
+                "RegistrationLoss: expected 3 to 5 weights (image, label, regulariser[, inverse_consistency[, "
+                f"outside_fov]]), got {len(values)}: {values}."
             )
-        parsed = {k: float(v) for k, v in zip(_TERMS, values + [1.0])}
+        parsed = {k: float(v) for k, v in zip(_TERMS, values + [1.0] * (len(_TERMS) - len(values)))}
     negative = {k: v for k, v in parsed.items() if v < 0}
     if negative:
         raise ValueError(f"RegistrationLoss: expected weights >= 0, got {negative}.")
@@ -56,7 +56,9 @@ class RegistrationLoss(nn.Module):
     - label term: ``label_loss(pred["pred_fixed_label"], targets["fixed_label"])``. A MONAI ``MultiScaleLoss``, whose
       ``forward`` takes ``(y_true, y_pred)``, is called in that order automatically;
     - regulariser term: ``regulariser(pred["ddf"])``;
-    - inverse-consistency term: ``inverse_consistency(pred["ddf"], pred["ddf_inverse"])``.
+    - inverse-consistency term: ``inverse_consistency(pred["ddf"], pred["ddf_inverse"])``;
+    - field-of-view term: ``outside_fov(pred["ddf"], targets["fixed_image"])`` (e.g.
+      :class:`~monai_reg_ext.losses.OutsideFixedDisplacementLoss`: no motion where the fixed image has no signal).
 
     Symmetric training: when ``pred`` holds ``ddf_inverse`` (a :class:`~monai_reg_ext.networks.RegistrationNet` with
     ``inverse_consistent=True`` in training mode), the image term is the mean of
@@ -78,9 +80,10 @@ class RegistrationLoss(nn.Module):
         label_loss: label dissimilarity ``(y_pred, y_true) -> loss``, or ``None``.
         regulariser: DDF regulariser ``ddf -> loss``, or ``None``.
         inverse_consistency: ``(ddf, ddf_inverse) -> loss`` (e.g. ``InverseConsistencyLoss()``), or ``None``.
-        weights: three or four weights ``(image, label, regulariser[, inverse_consistency])``, or a dict with keys
-            among ``image``, ``label``, ``regulariser``, ``inverse_consistency`` (missing keys weigh 1.0). Weights
-            must be ``>= 0``.
+        weights: three to five weights ``(image, label, regulariser[, inverse_consistency[, outside_fov]])``, or a
+            dict with keys among ``image``, ``label``, ``regulariser``, ``inverse_consistency``, ``outside_fov``
+            (missing keys weigh 1.0). Weights must be ``>= 0``.
+        outside_fov: ``(ddf, fixed_image) -> loss``, or ``None``.
 
     Raises:
         ValueError: on bad weights, or when no term is active.
@@ -93,18 +96,21 @@ class RegistrationLoss(nn.Module):
         regulariser: LossFn | None = None,
         weights: Weights = (1.0, 1.0, 1.0),
         inverse_consistency: LossFn | None = None,
+        outside_fov: LossFn | None = None,
     ) -> None:
         super().__init__()
         self.image_loss = image_loss
         self.label_loss = label_loss
         self.regulariser = regulariser
         self.inverse_consistency = inverse_consistency
+        self.outside_fov = outside_fov
         self.weights = _parse_weights(weights)
         losses = {
             "image": image_loss,
             "label": label_loss,
             "regulariser": regulariser,
             "inverse_consistency": inverse_consistency,
+            "outside_fov": outside_fov,
         }
         self.active = tuple(k for k in _TERMS if losses[k] is not None and self.weights[k] > 0)
         if not self.active:
@@ -123,7 +129,8 @@ class RegistrationLoss(nn.Module):
             targets: batch targets with ``fixed_image`` and optionally ``fixed_label``.
 
         Returns:
-            ``{"image": ..., "label": ..., "regulariser": ..., "inverse_consistency": ..., "total": ...}`` with only
+            ``{"image": ..., "label": ..., "regulariser": ..., "inverse_consistency": ..., "outside_fov": ...,
+            "total": ...}`` with only
             the active terms (already
             multiplied by their weights) and ``total``, their sum; each a scalar tensor with autograd.
 
@@ -154,6 +161,9 @@ class RegistrationLoss(nn.Module):
             out["inverse_consistency"] = (
                 self.weights["inverse_consistency"] * self.inverse_consistency(ddf, ddf_inverse).mean()
             )
+        if "outside_fov" in self.active and self.outside_fov is not None:
+            ddf, fixed = self._get(pred, "ddf", "pred"), self._get(targets, "fixed_image", "targets")
+            out["outside_fov"] = self.weights["outside_fov"] * self.outside_fov(ddf, fixed).mean()
         total = torch.stack(list(out.values())).sum()
         out["total"] = total
         return out

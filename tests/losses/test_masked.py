@@ -47,3 +47,39 @@ def test_shape_error_and_metric_transform():
     assert len(ps) == 2 and torch.equal(ps[1], p)
     p, _ = registration_output_transform("pred_fixed_image", "fixed_image")(out)
     assert p is pred
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_outside_displacement_loss_analytic(dims):
+    from monai_reg_ext.losses import OutsideFixedDisplacementLoss
+
+    size = (6,) * dims
+    fixed = torch.zeros((2, 1, *size))
+    fixed[:, :, :3] = 1.0  # inside the field of view: the first half along axis 0
+    ddf = torch.zeros((2, dims, *size))
+    ddf[0, 0, 3:] = 2.0  # item 0: a 2-voxel shift outside -> |ddf|^2 = 4
+    ddf[1, 0, :3] = 5.0  # item 1: moves only inside -> 0
+    loss = OutsideFixedDisplacementLoss(threshold=0.0)(ddf, fixed)
+    assert loss.shape == (2,)
+    assert loss.tolist() == pytest.approx([4.0, 0.0])
+    assert OutsideFixedDisplacementLoss()(ddf, torch.ones_like(fixed)).tolist() == [0.0, 0.0]  # no outside voxel
+    ddf.requires_grad_(True)
+    OutsideFixedDisplacementLoss()(ddf, fixed).sum().backward()
+    assert ddf.grad[:, :, :3].abs().max() == 0 and ddf.grad[0, 0, 3:].abs().min() > 0
+    with pytest.raises(ValueError, match="same B and S"):
+        OutsideFixedDisplacementLoss()(ddf, fixed[:, :, :5])
+
+
+def test_registration_loss_outside_fov_term():
+    from monai_reg_ext.losses import OutsideFixedDisplacementLoss, RegistrationLoss
+
+    fixed = torch.zeros((1, 1, 4, 4, 4))
+    fixed[:, :, :2] = 1.0
+    ddf = torch.zeros((1, 3, 4, 4, 4))
+    ddf[:, 1, 2:] = 1.0
+    loss = RegistrationLoss(
+        SumSquaredDifferenceLoss(), outside_fov=OutsideFixedDisplacementLoss(), weights={"outside_fov": 0.5}
+    )
+    assert loss.active == ("image", "outside_fov")
+    terms = loss.terms({"pred_fixed_image": fixed, "ddf": ddf}, {"fixed_image": fixed})
+    assert terms["outside_fov"].item() == pytest.approx(0.5) and terms["image"].item() == 0.0

@@ -71,7 +71,13 @@ def test_zero_weight_and_none_disable_terms():
 
 def test_dict_weights_default_to_one():
     loss = RegistrationLoss(SumSquaredDifferenceLoss(), MultiScaleLabelLoss(), GradientNormLoss(), {"label": 0.2})
-    assert loss.weights == {"image": 1.0, "label": 0.2, "regulariser": 1.0, "inverse_consistency": 1.0}
+    assert loss.weights == {
+        "image": 1.0,
+        "label": 0.2,
+        "regulariser": 1.0,
+        "inverse_consistency": 1.0,
+        "outside_fov": 1.0,
+    }
     assert loss.active == ("image", "label", "regulariser")  # no inverse-consistency loss given: inactive
 
 
@@ -86,7 +92,7 @@ def test_missing_labels_raise():
 
 
 def test_weight_errors():
-    with pytest.raises(ValueError, match="expected 3 or 4 weights"):
+    with pytest.raises(ValueError, match="expected 3 to 5 weights"):
         RegistrationLoss(SumSquaredDifferenceLoss(), weights=(1.0, 1.0))
     with pytest.raises(ValueError, match="unknown"):
         RegistrationLoss(SumSquaredDifferenceLoss(), weights={"images": 1.0})
