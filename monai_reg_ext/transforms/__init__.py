@@ -1,16 +1,34 @@
-"""Dict transforms for registration samples: preprocessing and paired augmentation (MONAI ``Compose``-ready).
+"""Transforms for registration samples, as MONAI array and dictionary transforms (``Compose``-ready).
 
-See ``docs/data.md``; conventions: ``docs/conventions.md``.
+Each dictionary transform ``Xd`` has an array version ``X`` doing the work on one tensor (``keys`` and
+``allow_missing_keys`` only on ``Xd``; randomizable pairs share one random state, so ``X`` and ``Xd`` draw the same
+for the same seed), except the inherently multi-key ones (:class:`RandSynthPaird`, :class:`InvertDDFd`). Resizing,
+spacing and orientation are invertible, so MONAI's ``Invertd`` maps a prediction back to the native grid; a DDF
+needs :class:`InvertDDFd` (or :class:`ResizeDDFd`), which also converts its values. Inventory: ``docs/data.md``
+("Array and dictionary transforms"); conventions: ``docs/conventions.md``.
 """
 
 from __future__ import annotations
 
-from .augment import FIXED_KEYS, MOVING_KEYS, RandRegistrationAffined, RandRegistrationIntensityd, RandSmoothDeformd
+from .augment import (
+    FIXED_KEYS,
+    MOVING_KEYS,
+    RandRegistrationAffine,
+    RandRegistrationAffined,
+    RandRegistrationIntensity,
+    RandRegistrationIntensityd,
+    RandSmoothDeform,
+    RandSmoothDeformd,
+)
+from .invert import InvertDDFd, ResizeDDF, ResizeDDFd
 from .preprocess import (
     IMAGE_KEYS,
     LABEL_KEYS,
+    CheckLabel,
     CheckLabeld,
+    LoadRegistrationImage,
     LoadRegistrationImaged,
+    ResizeLinear,
     ResizeLineard,
     registration_preprocessing,
 )
@@ -18,6 +36,7 @@ from .synth_deform import (
     RandAffineDeformation,
     RandBumpDeformation,
     RandComposeDeformation,
+    RandDeform,
     RandDeformd,
     RandSlidingDeformation,
     RandSmoothDeformation,
@@ -37,20 +56,30 @@ from .synthesis import (
     RandShapeLabelMapd,
     random_shape_label_map,
 )
-from .warp import WarpImaged
+from .warp import WarpImage, WarpImaged
 
 __all__ = [
     "IMAGE_KEYS",
     "LABEL_KEYS",
     "MOVING_KEYS",
     "FIXED_KEYS",
+    "LoadRegistrationImage",
     "LoadRegistrationImaged",
+    "CheckLabel",
     "CheckLabeld",
+    "ResizeLinear",
     "ResizeLineard",
+    "ResizeDDF",
+    "ResizeDDFd",
+    "InvertDDFd",
     "registration_preprocessing",
+    "RandRegistrationAffine",
     "RandRegistrationAffined",
+    "RandSmoothDeform",
     "RandSmoothDeformd",
+    "RandRegistrationIntensity",
     "RandRegistrationIntensityd",
+    "WarpImage",
     "WarpImaged",
     "random_shape_label_map",
     "RandShapeLabelMap",
@@ -69,6 +98,7 @@ __all__ = [
     "RandBumpDeformation",
     "RandSlidingDeformation",
     "RandComposeDeformation",
+    "RandDeform",
     "RandDeformd",
     "RandSynthPaird",
 ]

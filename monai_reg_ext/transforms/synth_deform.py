@@ -44,6 +44,7 @@ __all__ = [
     "RandBumpDeformation",
     "RandSlidingDeformation",
     "RandComposeDeformation",
+    "RandDeform",
     "RandDeformd",
     "RandSynthPaird",
 ]
@@ -551,8 +552,51 @@ def _warp_one(x: Any, ddf: torch.Tensor, mode: str, padding_mode: str) -> torch.
     return _like(out, x)
 
 
+class RandDeform(Randomizable):
+    """Warp one tensor with a random DDF drawn by ``deformation`` on its grid (array version of :class:`RandDeformd`).
+
+    ``randomize()`` draws the next field; ``__call__(label, randomize=False)`` after ``__call__(image)`` warps the
+    label with the image's field, and :meth:`ddf` returns that field. With the same seed (``set_random_state``),
+    ``RandDeform`` and ``RandDeformd`` draw the same fields.
+
+    Args:
+        deformation: a deformation transform (e.g. :class:`RandComposeDeformation`); it shares this random state.
+        mode: ``"bilinear"`` (images) or ``"nearest"`` (integer label maps).
+        padding_mode: ``"border"``, ``"zeros"`` or ``"reflection"``.
+    """
+
+    def __init__(self, deformation: _RandDeformation, mode: str = "bilinear", padding_mode: str = "border") -> None:
+        self.deformation, self.mode, self.padding_mode = deformation, mode, padding_mode
+        self._cache: tuple[tuple[int, ...], torch.Tensor] | None = None
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> Any:
+        """Seed this transform and its deformation (one shared stream)."""
+        super().set_random_state(seed, state)
+        self.deformation.set_random_state(state=self.R)
+        return self
+
+    def randomize(self, data: Any = None) -> None:
+        """Draw the seed of the next field."""
+        self.deformation.randomize()
+        self._cache = None
+
+    def ddf(self, spatial_size: Sequence[int]) -> torch.Tensor:
+        """The drawn field ``(D, *spatial_size)`` (voxels, pull)."""
+        size = tuple(int(s) for s in spatial_size)
+        if self._cache is None or self._cache[0] != size:
+            self._cache = (size, self.deformation(size, randomize=False))
+        return self._cache[1]
+
+    def __call__(self, img: Any, randomize: bool = True, mode: str | None = None) -> torch.Tensor:
+        """Warp ``img`` ``(C, *S)`` with the (new when ``randomize``) field; ``mode`` overrides the default."""
+        if randomize:
+            self.randomize()
+        return _warp_one(img, self.ddf(tuple(img.shape[1:])), mode or self.mode, self.padding_mode)
+
+
 class RandDeformd(Randomizable, MapTransform):
-    """Warp dictionary keys with one random DDF drawn by ``deformation`` on the first key's grid.
+    """Warp dictionary keys with one random DDF drawn by ``deformation`` on the first key's grid (array version:
+    :class:`RandDeform`).
 
     Args:
         keys: keys to warp, ``(C, *S)`` each on one grid.
@@ -611,6 +655,9 @@ class RandSynthPaird(RandDeformd):
     (``fixed(x) = moving(x + ddf(x))``), which a registration network should predict. SynthMorph-style use: a label
     map -> pair of label maps -> :class:`~monai_reg_ext.transforms.synthesis.RandLabelToImaged` with independent
     contrasts -> one-hot labels for a Dice loss.
+
+    There is no array version: it writes three outputs (moving, fixed, DDF) from one input; with arrays,
+    ``moving = x``, ``fixed = RandDeform(deformation)(x)`` and ``ddf = that.ddf(x.shape[1:])`` give the same pair.
 
     Args:
         keys: source keys (e.g. ``"label"``).

@@ -161,6 +161,7 @@ class RandShapeLabelMapd(Randomizable, MapTransform):
     Args:
         keys: keys to write, each ``(1, *spatial_size)`` ``int64``.
         spatial_size, num_labels, smoothness: as :class:`RandShapeLabelMap`.
+        allow_missing_keys: accepted for a uniform signature; without effect, the keys are outputs (never missing).
     """
 
     def __init__(
@@ -169,8 +170,9 @@ class RandShapeLabelMapd(Randomizable, MapTransform):
         spatial_size: Sequence[int],
         num_labels: int = 16,
         smoothness: float | Sequence[float] = (4.0, 8.0),
+        allow_missing_keys: bool = False,
     ) -> None:
-        MapTransform.__init__(self, keys, allow_missing_keys=True)
+        MapTransform.__init__(self, keys, allow_missing_keys)
         self.maker = RandShapeLabelMap(spatial_size, num_labels, smoothness)
 
     def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> Any:

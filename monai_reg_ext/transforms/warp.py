@@ -1,4 +1,5 @@
-"""Dict transform warping images or labels with a DDF stored in the same sample (e.g. a network's prediction).
+"""Warp images or labels with a DDF: array transform (``WarpImage()(image, ddf)``) and dictionary transform (the DDF
+stored in the same sample, e.g. a network's prediction).
 
 Conventions (pull semantics, voxels of the fixed grid): ``docs/conventions.md``.
 """
@@ -14,11 +15,49 @@ from monai.utils import ensure_tuple_rep
 
 from ..spatial import warp_image
 
-__all__ = ["WarpImaged"]
+__all__ = ["WarpImage", "WarpImaged"]
+
+
+class WarpImage:
+    """Warp an image with a DDF, ``WarpImage()(img, ddf)``: ``out(x) = img(x + ddf(x))`` (``warp_image``).
+
+    Array version of :class:`WarpImaged`; the DDF is a call argument. Works on samples (``img`` ``(C, *S)``, ``ddf``
+    ``(D, *S_fixed)``) or, with ``batch=True``, on batches (``(B, C, *S)`` with ``(B, D, *S_fixed)``). The output is on
+    the DDF's (fixed) grid; a MetaTensor DDF passes its metadata (affine) on.
+
+    Args:
+        mode: interpolation, ``"bilinear"`` (images, soft labels) or ``"nearest"``.
+        padding_mode: ``"border"`` (default), ``"zeros"`` or ``"reflection"``.
+        batch: the inputs carry a leading batch axis.
+
+    Raises:
+        ValueError: shapes that do not fit (message from :func:`monai_reg_ext.warp_image`).
+    """
+
+    def __init__(self, mode: str = "bilinear", padding_mode: str = "border", batch: bool = False):
+        self.mode, self.padding_mode, self.batch = mode, padding_mode, batch
+
+    def __call__(
+        self, img: torch.Tensor, ddf: torch.Tensor, mode: str | None = None, padding_mode: str | None = None
+    ) -> torch.Tensor:
+        """Warp ``img`` with ``ddf`` (fixed-grid voxels); ``mode`` / ``padding_mode`` override the defaults."""
+        field = torch.as_tensor(ddf.as_tensor() if isinstance(ddf, MetaTensor) else ddf).float()
+        x = img.as_tensor() if isinstance(img, MetaTensor) else torch.as_tensor(img)
+        field = (field if self.batch else field[None]).to(x.device)
+        out = warp_image(
+            x if self.batch else x[None],
+            field,
+            mode=mode or self.mode,
+            padding_mode=padding_mode or self.padding_mode,
+        )
+        out = out if self.batch else out[0]
+        if isinstance(ddf, MetaTensor):  # the fixed grid's metadata (affine...), batched or not
+            out = MetaTensor(out).copy_meta_from(ddf, keys=("_meta", "_is_batch"))
+        return out
 
 
 class WarpImaged(MapTransform):
-    """Warp ``keys`` with the DDF at ``ddf_key``: ``out(x) = in(x + ddf(x))`` (:func:`monai_reg_ext.warp_image`).
+    """Warp ``keys`` with the DDF at ``ddf_key``: ``out(x) = in(x + ddf(x))`` (dictionary :class:`WarpImage`).
 
     Works on samples (``(C, *S)`` with a DDF ``(D, *S_fixed)``, inside a ``Compose`` before a ``DataLoader``) or,
     with ``batch=True``, on batches (``(B, C, *S)`` with ``(B, D, *S_fixed)``, e.g. as a post-transform after
@@ -52,6 +91,7 @@ class WarpImaged(MapTransform):
         super().__init__(keys, allow_missing_keys)
         self.ddf_key = ddf_key
         self.batch = batch
+        self.warper = WarpImage(batch=batch)
         self.mode = ensure_tuple_rep(mode, len(self.keys))
         self.padding_mode = ensure_tuple_rep(padding_mode, len(self.keys))
         self.output_keys = tuple(output_keys) if output_keys is not None else tuple(self.keys)
@@ -62,15 +102,7 @@ class WarpImaged(MapTransform):
         d = dict(data)
         if self.ddf_key not in d:
             raise KeyError(f"WarpImaged: the sample has no DDF at key '{self.ddf_key}'; it has {sorted(map(str, d))}.")
-        ddf_in = d[self.ddf_key]
-        ddf = torch.as_tensor(ddf_in.as_tensor() if isinstance(ddf_in, MetaTensor) else ddf_in).float()
+        ddf = d[self.ddf_key]
         for key, out_key, mode, pad in self.key_iterator(d, self.output_keys, self.mode, self.padding_mode):
-            img = d[key]
-            x = img.as_tensor() if isinstance(img, MetaTensor) else torch.as_tensor(img)
-            field = (ddf if self.batch else ddf[None]).to(x.device)
-            out = warp_image(x if self.batch else x[None], field, mode=mode, padding_mode=pad)
-            out = out if self.batch else out[0]
-            if isinstance(ddf_in, MetaTensor):  # the fixed grid's metadata (affine...), batched or not
-                out = MetaTensor(out).copy_meta_from(ddf_in, keys=("_meta", "_is_batch"))
-            d[out_key] = out
+            d[out_key] = self.warper(d[key], ddf, mode=mode, padding_mode=pad)
         return d
