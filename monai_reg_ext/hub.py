@@ -15,6 +15,12 @@ A bundle's configs are code (``$`` expressions are evaluated): run bundles from 
 (``docs/security.md``); :func:`warn_bundle_config` warns once per config file before one is parsed, and
 :func:`check_checkpoint` checks a checkpoint before training resumes from it. Release workflow:
 ``docs/distribution.md``.
+
+A release also ships the ``monai-reg`` wheel (``scripts/package_bundles.py`` builds it), recorded in the same index
+under its file name with ``"kind": "wheel"`` and its sha256 (:func:`make_wheel_entry`, :func:`download_wheel`), so a
+downloaded bundle can be run without a clone of the repository. A bundle config that starts with
+:data:`INSTALL_GUARD` (:func:`add_install_guard`) stops with :data:`INSTALL_HINT` when ``monai_reg_ext`` cannot be
+imported, instead of MONAI's ConfigExpression traceback.
 """
 
 from __future__ import annotations
@@ -38,6 +44,11 @@ from typing import Any
 __all__ = [
     "DEFAULT_URL_TEMPLATE",
     "DEFAULT_INDEX_URL",
+    "INDEX_ENV",
+    "WHEEL_NAME",
+    "INSTALL_GUARD_ID",
+    "INSTALL_GUARD",
+    "INSTALL_HINT",
     "UnsafeBundleError",
     "BundleConfigWarning",
     "sha256_file",
@@ -46,6 +57,9 @@ __all__ = [
     "read_version",
     "make_bundle_zip",
     "make_index",
+    "make_wheel_entry",
+    "wheel_requirement",
+    "index_location",
     "check_versions",
     "record_versions",
     "check_weights",
@@ -54,6 +68,9 @@ __all__ = [
     "check_zip",
     "safe_extract",
     "download",
+    "download_wheel",
+    "add_install_guard",
+    "install_guard_problems",
     "warn_bundle_config",
     "check_checkpoint",
     "check_run_args",
@@ -64,8 +81,27 @@ __all__ = [
 #: ``{version}``. The same layout lets ``python -m monai.bundle download --source github --repo OWNER/REPO/bundles``
 #: find the zips.
 DEFAULT_URL_TEMPLATE = "https://github.com/OWNER/REPO/releases/download/bundles/{name}_v{version}.zip"
-#: The index attached to the same release; override with ``MONAI_REG_BUNDLE_INDEX`` or ``index=``.
+#: The index attached to the same release; override with ``MONAI_REG_BUNDLE_INDEX`` or ``index=``. While it holds the
+#: placeholder ``OWNER/REPO`` it is never fetched: :func:`index_location` asks for ``--index`` or the variable instead.
 DEFAULT_INDEX_URL = "https://github.com/OWNER/REPO/releases/download/bundles/model_info.json"
+#: The environment variable naming the index (a ``https://`` or ``file://`` URL, or a local path).
+INDEX_ENV = "MONAI_REG_BUNDLE_INDEX"
+_PLACEHOLDER = "OWNER/REPO"
+#: The distribution name of this package; ``download(WHEEL_NAME)`` fetches its wheel from the index.
+WHEEL_NAME = "monai-reg"
+#: Id of the bundle config item that checks that ``monai_reg_ext`` imports (:func:`add_install_guard`).
+INSTALL_GUARD_ID = "requires_monai_reg"
+#: What a bundle run says when ``monai_reg_ext`` cannot be imported (no single quotes: it sits in a Python literal).
+INSTALL_HINT = (
+    "This bundle needs the Python package monai-reg (module monai_reg_ext), which cannot be imported here. Install "
+    "the wheel of the release that holds this bundle: pip install monai_reg-<version>-py3-none-any.whl (listed with "
+    "its sha256 and URL in the release index model_info.json; see docs/distribution.md of monai-reg). To see why the "
+    'import fails: python -c "import monai_reg_ext"'
+)
+#: The check itself, a MONAI config expression. ``optional_import`` never raises (it reports whether the import
+#: worked); ``sys.exit(text)`` is a ``SystemExit``, which MONAI's parser does not wrap, so the run ends with the hint
+#: as its only line (exit status 1) instead of a ConfigExpression traceback.
+INSTALL_GUARD = f"$monai.utils.optional_import('monai_reg_ext')[1] or __import__('sys').exit({INSTALL_HINT!r})"
 
 #: Folders and files never packaged: run outputs, caches, evaluation outputs, hidden files.
 EXCLUDED_DIRS = frozenset({"runs", "eval", "__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".ruff_cache"})
@@ -199,6 +235,40 @@ def make_index(zips: Iterable[str | os.PathLike], url_template: str = DEFAULT_UR
             "source": url_template.format(name=name, version=version),
         }
     return index
+
+
+def _wheel_name_version(file_name: str) -> tuple[str, str]:
+    """``(distribution, version)`` of a wheel file name ``<dist>-<version>[-<build>]-<py>-<abi>-<platform>.whl``."""
+    parts = file_name[: -len(".whl")].split("-") if file_name.endswith(".whl") else []
+    if len(parts) not in (5, 6) or not all(parts):
+        raise ValueError(f"{file_name!r}: not a wheel file name '<dist>-<version>-<py>-<abi>-<platform>.whl'.")
+    return parts[0], parts[1]
+
+
+def make_wheel_entry(wheel: str | os.PathLike, source: str) -> dict[str, dict]:
+    """The ``model_info.json`` entry of the package's wheel, keyed by its file name.
+
+    ``{"<file>.whl": {"kind": "wheel", "name": "monai-reg", "version", "file", "sha256", "size", "source",
+    "requirement"}}``; ``requirement`` is what ``pip install`` takes to fetch it and check its sha256
+    (``monai-reg @ <source>#sha256=<hex>``, :func:`wheel_requirement`).
+
+    Args:
+        wheel: the wheel file.
+        source: its download URL (``https://`` or ``file://``).
+    """
+    w = Path(wheel)
+    dist, version = _wheel_name_version(w.name)
+    if dist.replace("_", "-").lower() != WHEEL_NAME:
+        raise ValueError(f"{w.name}: not a {WHEEL_NAME} wheel.")
+    entry = {"kind": "wheel", "name": WHEEL_NAME, "version": version, "file": w.name, "source": source}
+    entry.update(sha256=sha256_file(w), size=w.stat().st_size)
+    entry["requirement"] = wheel_requirement(entry)
+    return {w.name: entry}
+
+
+def wheel_requirement(entry: Mapping[str, Any]) -> str:
+    """``monai-reg @ <source>#sha256=<hex>``: pip fetches the wheel and refuses it when the sha256 differs."""
+    return f"{WHEEL_NAME} @ {entry['source']}#sha256={entry['sha256']}"
 
 
 def _bundle_dirs(bundles_dir: str | os.PathLike) -> list[Path]:
@@ -575,6 +645,15 @@ def _check_entry(key: str, entry: Any, where: str) -> None:
         raise ValueError(f"{at}: 'size' must be a non-negative integer (bytes), got {size!r}.")
     if entry.get("source") is not None and not isinstance(entry["source"], str):
         raise ValueError(f"{at}: 'source' must be a URL string, got {entry['source']!r}.")
+    kind = entry.get("kind", "bundle")
+    if kind not in ("bundle", "wheel"):
+        raise ValueError(f"{at}: 'kind' must be 'bundle' or 'wheel', got {kind!r}.")
+    if kind == "wheel":
+        file = entry.get("file")
+        if not isinstance(file, str) or not file.endswith(".whl") or "/" in file or "\\" in file or file != key:
+            raise ValueError(f"{at}: a wheel entry needs 'file', its key, a plain '*.whl' file name; got {file!r}.")
+        if not _is_sha256(entry.get("sha256")) or not isinstance(entry.get("source"), str):
+            raise ValueError(f"{at}: a wheel entry needs 'sha256' (64 hex digits) and 'source'.")
 
 
 def _load_index(index: str) -> dict[str, dict]:
@@ -601,27 +680,48 @@ def _version_key(v: str) -> tuple:
         return (-1, v)
 
 
-def _pick(index: dict[str, dict], name: str, version: str | None, where: str) -> dict:
+def _pick(index: dict[str, dict], name: str, version: str | None, where: str, kind: str = "bundle") -> dict:
+    """The entry of ``name`` (of ``kind``) at ``version``, else its highest version."""
+    entries = [e for e in index.values() if e.get("name") == name and e.get("kind", "bundle") == kind]
     if version is not None:
-        entry = index.get(f"{name}_v{version}")
-        if entry is None:
-            have = sorted(e.get("version", "?") for e in index.values() if e.get("name") == name)
-            raise ValueError(f"index {where!r} has no {name} version {version}; it has {have or 'none'}.")
-        return entry
-    entries = [e for e in index.values() if e.get("name") == name]
+        found = [e for e in entries if e.get("version") == version]
+        if not found:
+            have = sorted(str(e.get("version", "?")) for e in entries)
+            what = name if kind == "bundle" else f"wheel of {name}"
+            raise ValueError(f"index {where!r} has no {what} version {version}; it has {have or 'none'}.")
+        return found[0]
     if not entries:
-        names = sorted({str(e.get("name")) for e in index.values()})
-        raise ValueError(f"index {where!r} has no bundle {name!r}; it has {names}.")
+        names = sorted({str(e.get("name")) for e in index.values() if e.get("kind", "bundle") == kind})
+        raise ValueError(
+            f"index {where!r} has no {'bundle' if kind == 'bundle' else 'wheel of'} {name!r}; it has {names}."
+        )
     return max(entries, key=lambda e: _version_key(str(e.get("version"))))
+
+
+def index_location(index: str | None = None, url: str | None = None) -> str:
+    """The index to read: ``index``, else ``model_info.json`` beside ``url``, else ``$MONAI_REG_BUNDLE_INDEX``, else
+    :data:`DEFAULT_INDEX_URL`.
+
+    Raises:
+        ValueError: the choice is the default while it still names the placeholder repository ``OWNER/REPO``.
+    """
+    if index:
+        return str(index)
+    if url is not None:
+        return url.rsplit("/", 1)[0] + "/model_info.json"
+    where = os.environ.get(INDEX_ENV, "").strip() or DEFAULT_INDEX_URL
+    if _PLACEHOLDER in where:
+        raise ValueError(
+            f"no bundle index is configured: pass --index URL_OR_FILE or set {INDEX_ENV} to the model_info.json of a "
+            "release (https://.../model_info.json, file:///abs/path/model_info.json or a local path; "
+            "docs/distribution.md)."
+        )
+    return where
 
 
 def _index_entry(name: str, version: str | None, url: str | None, index: str | None) -> dict:
     """The index entry that the zip is verified against (see :func:`download`)."""
-    where = index
-    if where is None and url is not None:
-        where = url.rsplit("/", 1)[0] + "/model_info.json"
-    if where is None:
-        where = os.environ.get("MONAI_REG_BUNDLE_INDEX", DEFAULT_INDEX_URL)
+    where = index_location(index, url)
     try:
         entry = _pick(_load_index(where), name, version, where)
     except FileNotFoundError:
@@ -666,11 +766,13 @@ def download(
 ) -> Path:
     """Download a bundle zip, verify it, and extract it to ``<bundle_dir>/<name>``.
 
-    The expected sha256 (and size) come from ``sha256`` or from the index: ``index`` (a URL or a local
-    ``model_info.json``), else ``model_info.json`` beside ``url``, else ``$MONAI_REG_BUNDLE_INDEX``, else
-    :data:`DEFAULT_INDEX_URL`. A zip whose checksum cannot be checked is refused. The zip comes from ``url``
+    The expected sha256 (and size) come from ``sha256`` or from the index (:func:`index_location`: ``index``, a
+    ``https://`` or ``file://`` URL or a local ``model_info.json``, else ``model_info.json`` beside ``url``, else
+    ``$MONAI_REG_BUNDLE_INDEX``). A zip whose checksum cannot be checked is refused. The zip comes from ``url``
     (https://, or file:// for a local file) or from the index entry's ``source``. Every check runs on a staged copy
     inside ``bundle_dir``; the bundle is moved into place only when all pass. No bundle config is parsed.
+    ``name="monai-reg"`` (:data:`WHEEL_NAME`) fetches the package's wheel into ``bundle_dir`` instead
+    (:func:`download_wheel`).
 
     Args:
         name: bundle name, e.g. ``"unpaired_mr_brain"``.
@@ -693,6 +795,8 @@ def download(
             match its header, a weight-like file that needs unpickling (a ValueError).
         ValueError: a malformed index entry, no such bundle/version in the index, unsupported URL, bad limits.
     """
+    if name == WHEEL_NAME:
+        return download_wheel(version, index=index, url=url, sha256=sha256, dest_dir=bundle_dir, overwrite=overwrite)
     if not name or "/" in name or "\\" in name or name in (".", ".."):
         raise ValueError(f"download: invalid bundle name {name!r}.")
     if sha256 is not None and not _is_sha256(sha256):
@@ -718,6 +822,125 @@ def download(
             shutil.rmtree(final)
         os.replace(staged, final)
     return final
+
+
+def _check_wheel(path: Path, version: str | None, where: str) -> None:
+    """A readable zip whose ``*.dist-info/METADATA`` names :data:`WHEEL_NAME` (at ``version`` when given)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            metas = [n for n in zf.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")]
+            head = zf.read(metas[0]).decode("utf-8", "replace")[:4096] if len(metas) == 1 else ""
+            bad = zf.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as err:
+        raise UnsafeBundleError(f"{where}: not a valid wheel (zip) file ({err}).") from None
+    fields = dict(line.split(": ", 1) for line in head.splitlines() if ": " in line)
+    if bad is not None or fields.get("Name", "").replace("_", "-").lower() != WHEEL_NAME:
+        raise UnsafeBundleError(
+            f"{where}: not a {WHEEL_NAME} wheel (metadata {fields.get('Name')!r}, bad member {bad})."
+        )
+    if version is not None and fields.get("Version") != version:
+        raise UnsafeBundleError(f"{where}: holds {WHEEL_NAME} {fields.get('Version')}, expected {version}.")
+
+
+def download_wheel(
+    version: str | None = None,
+    index: str | None = None,
+    dest_dir: str | os.PathLike = ".",
+    overwrite: bool = False,
+    url: str | None = None,
+    sha256: str | None = None,
+) -> Path:
+    """Download the ``monai-reg`` wheel recorded in a release index and verify its size and sha256.
+
+    ``pip install <the returned file>`` then installs the package that the bundles need. The index comes from
+    :func:`index_location`; with ``url`` and ``sha256`` no index is read.
+
+    Args:
+        version: package version; default: the highest in the index.
+        index: URL (``https://``, ``file://``) or path of a ``model_info.json``.
+        dest_dir: folder receiving ``monai_reg-<version>-py3-none-any.whl``.
+        overwrite: replace an existing wheel file of that name.
+        url: URL of the wheel instead of the entry's ``source``.
+        sha256: expected hex sha256 instead of the index entry's.
+
+    Returns:
+        The wheel file.
+
+    Raises:
+        FileExistsError: the wheel file exists and ``overwrite`` is false.
+        UnsafeBundleError: size or sha256 differs from the index (nothing is written), or not a monai-reg wheel.
+        ValueError / FileNotFoundError: no index, no wheel entry (or version) in it, unsupported URL.
+    """
+    if sha256 is not None and (not _is_sha256(sha256) or url is None):
+        raise ValueError(f"download: --sha256 needs --url and 64 hex digits, got {sha256!r}.")
+    entry: dict = {"sha256": sha256, "source": url}
+    if sha256 is None:
+        where = index_location(index, url)
+        entry = _pick(_load_index(where), WHEEL_NAME, version, where, kind="wheel")
+    source = url or entry["source"]
+    file = entry.get("file") or urllib.parse.urlparse(source).path.rsplit("/", 1)[-1]
+    _wheel_name_version(file)  # a wheel file name, with no folder part
+    final = Path(dest_dir) / file
+    if final.exists() and not overwrite:
+        raise FileExistsError(f"{final} exists; pass --overwrite to replace it.")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=final.parent, prefix=".wheel-download-") as tmp:
+        part = Path(tmp) / file
+        _fetch(source, part, max_bytes=archive_limits()[0])
+        if entry.get("size") is not None and part.stat().st_size != int(entry["size"]):
+            raise UnsafeBundleError(f"{source}: size {part.stat().st_size} differs from the index ({entry['size']}).")
+        got = sha256_file(part)
+        if got.lower() != str(entry["sha256"]).lower():
+            raise UnsafeBundleError(f"{source}: sha256 {got} differs from the expected {entry['sha256']}; not kept.")
+        _check_wheel(part, version or entry.get("version"), source)
+        os.replace(part, final)
+    return final
+
+
+# ---- bundle configs: the check that the package is installed ------------------------------------------------------
+
+
+def add_install_guard(config: Mapping[str, Any], base: bool = True) -> dict[str, Any]:
+    """A copy of a bundle config that checks first that ``monai_reg_ext`` imports (:data:`INSTALL_GUARD`).
+
+    ``base`` (a config that MONAI reads first, e.g. ``train.json``, ``inference.json``): the item
+    :data:`INSTALL_GUARD_ID` is put first. In every config, an ``initialize`` list (created in a base config) starts
+    with ``$@requires_monai_reg`` (``monai.bundle run`` and ``ConfigWorkflow.initialize()`` run it before anything
+    else), and a ``network_def`` component gets ``"_requires_": "@requires_monai_reg"`` (``ckpt_export`` and
+    ``verify_net_in_out`` build only that). An overlay (``multi_gpu_train.json``) that replaces ``initialize`` needs
+    the reference again; the item itself comes from the base config.
+    """
+    ref = f"$@{INSTALL_GUARD_ID}"
+    out = {INSTALL_GUARD_ID: INSTALL_GUARD} if base else {}
+    out.update({k: v for k, v in config.items() if k != INSTALL_GUARD_ID})
+    if base or "initialize" in out:
+        init = out.get("initialize", [])
+        init = list(init) if isinstance(init, (list, tuple)) else [init]
+        out["initialize"] = [ref, *[x for x in init if x != ref]]
+    net = out.get("network_def")
+    if isinstance(net, Mapping) and "_target_" in net:
+        out["network_def"] = {"_target_": net["_target_"], "_requires_": f"@{INSTALL_GUARD_ID}", **net}
+    return out
+
+
+def install_guard_problems(bundle: str | os.PathLike) -> list[str]:
+    """What :func:`add_install_guard` would change in a bundle's ``configs/*.json`` (empty when every config has the
+    check). A config holding ``imports`` counts as a base config."""
+    problems = []
+    for f in sorted((Path(bundle) / "configs").glob("*.json")):
+        if f.name == "metadata.json":
+            continue
+        try:
+            config = json.loads(f.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            problems.append(f"{f}: not valid JSON ({err}).")
+            continue
+        if not isinstance(config, dict):
+            continue
+        want = add_install_guard(config, base="imports" in config)
+        for key in sorted(k for k in want if want[k] != config.get(k)):
+            problems.append(f"{f}: {key!r} should be {json.dumps(want[key])[:120]}")
+    return problems
 
 
 # ---- configs and checkpoints: code that a bundle makes run --------------------------------------------------------

@@ -63,7 +63,8 @@ def release(tmp_path):
     _make_bundle(bundles)
     hub.record_versions(bundles)
     out = tmp_path / "release"
-    _script().package(bundles=str(bundles), output=str(out), url_template=out.as_uri() + "/{name}_v{version}.zip")
+    url_template = out.as_uri() + "/{name}_v{version}.zip"
+    _script().package(bundles=str(bundles), output=str(out), url_template=url_template, wheel=False)
     return out
 
 

@@ -27,7 +27,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
     1: ("spatial", "_version"),
     2: ("losses", "networks", "metrics", "io"),
     3: ("transforms", "data", "engines", "optimise"),
-    4: ("api", "bundle", "hub", "evaluation", "reporting", "visualise", ROOT),
+    4: ("api", "bundle", "hub", "evaluation", "reporting", "visualise", "figures", ROOT),
     5: ("cli", "workflow", "demo", "__main__"),
 }
 LAYER_OF: dict[str, int] = {unit: layer for layer, units in LAYERS.items() for unit in units}
