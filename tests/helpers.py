@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -219,6 +219,45 @@ def run_train_evaluate_inference(
     summary = run_bundle_inference(bundle, tmp_path / "inference", dataset_dir / "pairs.json")
     assert summary_key in summary
     return model_path
+
+
+class BundleSmoke(NamedTuple):
+    """What :func:`run_bundle_smoke` ran: the trained ``model.pt``, the evaluation's metrics CSV text and the
+    inference's ``summary.csv`` text."""
+
+    model_path: Path
+    metrics: str
+    summary: str
+
+
+def run_bundle_smoke(
+    bundle: Path,
+    dataset_dir: Path,
+    tmp_path: Path,
+    pairs_file: Path | None = None,
+    train: Mapping[str, Any] | None = None,
+    evaluate: Mapping[str, Any] | None = None,
+) -> BundleSmoke:
+    """:func:`run_bundle_training` (``train.json``, overrides ``train``) and :func:`run_bundle_evaluation` (overrides
+    ``evaluate``) on ``dataset_dir`` into ``tmp_path/runs``, then :func:`run_bundle_inference` on ``pairs_file`` (the
+    config's own pairs when None) into ``tmp_path/inference``; each asserts its own outputs."""
+    runs = tmp_path / "runs"
+    model_path = run_bundle_training(bundle, dataset_dir, runs, **(train or {}))
+    metrics = run_bundle_evaluation(bundle, dataset_dir, runs, model_path, **(evaluate or {}))
+    return BundleSmoke(model_path, metrics, run_bundle_inference(bundle, tmp_path / "inference", pairs_file))
+
+
+def tiny_dataset_fixture(bundle: Path, **options: Any) -> Any:
+    """A module-scoped pytest fixture (assign it to ``tiny_data`` in a test module): :func:`make_tiny_dataset` of
+    the bundle's shipped ``data`` (``options`` as there: two training and two validation items, plus a pairs file of
+    the example pair) in a temporary folder."""
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def tiny_data(tmp_path_factory: Any) -> Path:
+        return make_tiny_dataset(bundle / "data", tmp_path_factory.mktemp(bundle.name), **options)
+
+    return tiny_data
 
 
 # ---------------------------------------------------------------------------------------- metadata, network, weights

@@ -42,12 +42,22 @@ __all__ = [
     "clear_outputs",
     "add_maker_arguments",
     "synthetic_maker_main",
+    "synthetic_entry_points",
+    "write_synthetic_manifest",
     "source_maker_parser",
     "package_versions",
     "merge_parameters",
     "check_grid_shape",
     "binary_dice",
     "mean_std",
+    "split_parameters",
+    "start_split_maker",
+    "baseline_summary",
+    "write_test_pairs",
+    "copy_example",
+    "finish_maker",
+    "check_source_regeneration",
+    "source_maker_main",
 ]
 
 
@@ -283,6 +293,54 @@ def synthetic_maker_main(
     return 0
 
 
+def synthetic_entry_points(
+    doc: str,
+    default_output: str | os.PathLike,
+    generate: Callable[..., Any],
+    defaults: Mapping[str, Any],
+    int_options: Sequence[str],
+) -> tuple[Callable[..., bool], Callable[..., int]]:
+    """The ``check`` and ``main`` functions of a maker that needs no source files and whose
+    ``generate(output, params=None, verbose=True)`` writes its data.
+
+    ``check(output, verbose=True)`` regenerates into a temporary folder with the parameters of
+    ``output/manifest.json`` and compares the sha256s (:func:`check_regeneration`; True when every file is the
+    same); ``main(argv=None)`` is :func:`synthetic_maker_main` with ``doc``, ``default_output``, ``defaults`` and
+    ``int_options``.
+    """
+
+    def check(output: str | os.PathLike, verbose: bool = True) -> bool:
+        """Regenerate into a temporary folder with the parameters in ``output/manifest.json``; compare the sha256s."""
+        return check_regeneration(output, lambda tmp, params: generate(tmp, params, verbose=False), verbose)
+
+    def main(argv: Sequence[str] | None = None) -> int:
+        """Command line entry point (see the maker's module docstring)."""
+        return synthetic_maker_main(doc, default_output, generate, check, defaults, int_options, argv)
+
+    return check, main
+
+
+def write_synthetic_manifest(
+    output: str | os.PathLike,
+    generator: str,
+    params: Mapping[str, Any],
+    modules: Sequence[str],
+    select: Callable[[Path], bool],
+) -> dict[str, Any]:
+    """Write ``output/manifest.json`` (indent 2) of a synthetic data set: ``generator`` (the maker's path),
+    ``synthetic: true``, ``parameters``, the ``versions`` of ``modules`` and the sha256 of the files under
+    ``output`` that ``select`` keeps (:func:`file_hashes`); return it."""
+    manifest = {
+        "generator": generator,
+        "synthetic": True,
+        "parameters": params,
+        "versions": package_versions(*modules),
+        "files": file_hashes(output, select),
+    }
+    write_json(Path(output) / "manifest.json", manifest, indent=2)
+    return manifest
+
+
 def package_versions(*modules: str) -> dict[str, str]:
     """``{module: version}`` (see :func:`package_version`) for the manifest's ``versions`` entry."""
     return {m: package_version(m) for m in modules}
@@ -325,3 +383,162 @@ def mean_std(values: Sequence[float]) -> dict[str, float]:
     out = summary(values)
     del out["n"]
     return out
+
+
+def _silent(*args: Any, **kwargs: Any) -> None:
+    return None
+
+
+def split_parameters(counts: Sequence[int], seeds: Sequence[int]) -> dict[str, int]:
+    """The split parameters of a maker's defaults: ``n_train``, ``n_val``, ``n_test`` (``counts``), then
+    ``seed_train``, ``seed_val``, ``seed_test`` (``seeds``; item ``k`` of a split uses seed ``seed_<split> + k``)."""
+    splits = ("train", "val", "test")
+    return {
+        **{f"n_{s}": int(n) for s, n in zip(splits, counts)},
+        **{f"seed_{s}": int(v) for s, v in zip(splits, seeds)},
+    }
+
+
+def start_split_maker(
+    defaults: Mapping[str, Any], params: Mapping[str, Any] | None, minimum: Mapping[str, int], verbose: bool = True
+) -> tuple[dict[str, Any], Callable[..., None]]:
+    """The first steps of a maker's ``generate`` with ``n_<split>`` counts and a 3-D ``shape``: merge the parameters
+    (:func:`merge_parameters`), check the shape (:func:`check_grid_shape`) and the counts, and make torch
+    deterministic.
+
+    Args:
+        defaults: the maker's default parameters.
+        params: overrides.
+        minimum: ``{split: least n_<split>}``, e.g. ``{"train": 1, "val": 0, "test": 2}``.
+        verbose: whether the returned ``say`` prints.
+
+    Returns:
+        ``(parameters, say)``: ``say`` is ``print``, or a function that prints nothing.
+
+    Raises:
+        ValueError: an unknown parameter, a bad shape, or a count below its minimum.
+    """
+    import torch
+
+    p = merge_parameters(defaults, params)
+    p["shape"] = check_grid_shape(p["shape"])
+    if any(p[f"n_{split}"] < least for split, least in minimum.items()):
+        need = ", ".join(f"n_{split} >= {least}" for split, least in minimum.items())
+        raise ValueError(f"need {need}; got {', '.join(str(p[f'n_{split}']) for split in minimum)}.")
+    torch.use_deterministic_algorithms(True)
+    return p, print if verbose else _silent
+
+
+def baseline_summary(pairs: Sequence[Mapping[str, Any]], kinds: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``{kind: {metric: mean_std}}`` over the baseline ``pairs`` (each ``{kind: {metric: value}}``), the metrics
+    of the first pair, in its order."""
+    return {kind: {k: mean_std([b[kind][k] for b in pairs]) for k in pairs[0][kind]} for kind in kinds}
+
+
+def write_test_pairs(
+    folder: str | os.PathLike,
+    pairs: Sequence[Mapping[str, Any]],
+    baseline_pairs: Sequence[Mapping[str, Any]],
+    kinds: Sequence[str],
+    description: str,
+) -> dict[str, dict[str, Any]]:
+    """Write ``folder/pairs.json`` (``pairs``) and ``folder/baseline.json`` (``description``, the
+    :func:`baseline_summary` of ``baseline_pairs`` over ``kinds``, and ``baseline_pairs``); return the summary."""
+    write_json(Path(folder) / "pairs.json", pairs)
+    summary = baseline_summary(baseline_pairs, kinds)
+    write_json(
+        Path(folder) / "baseline.json", {"description": description, "summary": summary, "pairs": baseline_pairs}
+    )
+    return summary
+
+
+def copy_example(folder: str | os.PathLike, pair: Mapping[str, str], keys: Sequence[str], example: str | os.PathLike):
+    """Copy the files ``pair[key]`` (relative to ``folder``) of each of ``keys`` to ``example/<key><suffixes>``
+    (``moving_images/case_000.nii.gz`` -> ``example/moving.nii.gz``), creating ``example``."""
+    import shutil
+
+    Path(example).mkdir(parents=True, exist_ok=True)
+    for key in keys:
+        src = Path(folder) / pair[key]
+        shutil.copyfile(src, Path(example) / f"{key}{''.join(src.suffixes)}")
+
+
+def finish_maker(
+    output: str | os.PathLike,
+    manifest: Mapping[str, Any],
+    folders: Sequence[str],
+    modules: Sequence[str],
+    say: Callable[..., None],
+    summary: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
+) -> dict[str, Any]:
+    """The last steps of a maker's ``generate``: hash the files under the top-level ``folders`` of ``output``, write
+    ``output/manifest.json`` (``manifest`` then ``versions`` of ``modules`` and ``files``), ``say`` the baseline
+    ``summary`` (from :func:`baseline_summary`) and the size written.
+
+    Returns:
+        The manifest written.
+    """
+    out = Path(output)
+    files = file_hashes(out, lambda rel: rel.parts[0] in folders)
+    written = {**manifest, "versions": package_versions(*modules), "files": files}
+    write_json(out / "manifest.json", written)
+    if summary is not None:
+        say("baseline (mean +- std over test pairs):")
+        for kind, vals in summary.items():
+            say(f"  {kind}: " + ", ".join(f"{k} {v['mean']:.4f} +- {v['std']:.4f}" for k, v in vals.items()))
+    say(f"wrote {len(files)} files to {out} ({folder_bytes(out) / 1e6:.2f} MB)")
+    return written
+
+
+def check_source_regeneration(
+    generate: Callable[..., Mapping[str, Any]], source: Any, output: str | os.PathLike, verbose: bool = True
+) -> bool:
+    """:func:`check_regeneration` of a maker whose ``generate(source, output, params, verbose=...)`` reads
+    ``source``."""
+    return check_regeneration(output, lambda tmp, params: generate(source, tmp, params, verbose=False), verbose)
+
+
+def source_maker_main(
+    doc: str,
+    default_output: str | os.PathLike,
+    source_help: str,
+    generate: Callable[..., Any],
+    check: Callable[..., bool],
+    defaults: Mapping[str, Any],
+    options: Mapping[str, str | None],
+    source_required: bool = False,
+    argv: Sequence[str] | None = None,
+) -> int:
+    """Command line of a maker that reads a source: parse ``argv``, then run ``check`` or ``generate``.
+
+    Options: those of :func:`source_maker_parser`, then ``--<key>`` (underscores as dashes, default
+    ``defaults[key]``, help ``options[key]``) for each key of ``options``: a list default takes as many values of the
+    type of its first element, a scalar one value of its type.
+
+    Args:
+        doc: the maker's module docstring (its first paragraph is the description).
+        default_output: the bundle's ``data`` folder.
+        source_help: help of ``--source``.
+        generate: ``(source, output, {key: value of options}, verbose=...)``.
+        check: ``(source, output, verbose=...) -> bool``.
+        defaults: the maker's default parameters.
+        options: ``{parameter key: help or None}``.
+        source_required: ``--source`` has no default.
+        argv: arguments (``sys.argv[1:]`` when None).
+
+    Returns:
+        The exit status: 0, or 1 when ``--check`` finds a difference.
+    """
+    ap = source_maker_parser(doc, default_output, source_help, source_required)
+    for key, help_text in options.items():
+        value = defaults[key]
+        many = isinstance(value, (list, tuple))
+        kind = type(value[0]) if many else type(value)
+        flag = f"--{key.replace('_', '-')}"
+        ap.add_argument(flag, type=kind, nargs=len(value) if many else None, default=value, help=help_text)
+    args = ap.parse_args(argv)
+    if args.check:
+        return 0 if check(args.source, args.output, verbose=not args.quiet) else 1
+    params = {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in vars(args).items() if k in options}
+    generate(args.source, args.output, params, verbose=not args.quiet)
+    return 0

@@ -33,6 +33,7 @@ __all__ = [
     "world_to_source_index",
     "antialias",
     "sample_volumes",
+    "template_manifest",
 ]
 
 #: The template files in nilearn (``nilearn/datasets/data/``): key -> file name.
@@ -209,4 +210,18 @@ def sample_volumes(
     return {
         k: ndimage.map_coordinates(v, coords, order=1, mode="nearest").reshape(tuple(shape))
         for k, v in smoothed.items()
+    }
+
+
+def template_manifest(
+    generator: str, hashes: Mapping[str, str], params: Mapping, affine: np.ndarray, margins: Mapping
+) -> dict:
+    """The first entries of a brain maker's ``manifest.json``: ``generator`` (the maker's path), ``source`` (the
+    template's description and file ``hashes`` from :func:`load_mni_template`), ``parameters`` and ``grid`` (its
+    ``shape``, the ``affine`` and the brain ``margins`` from :func:`target_grid`)."""
+    return {
+        "generator": generator,
+        "source": {"description": "MNI ICBM152 2009a symmetric (nilearn), T1 + GM + WM", "sha256": dict(hashes)},
+        "parameters": params,
+        "grid": {"shape": list(params["shape"]), "affine": affine.tolist(), "brain_margins": margins},
     }

@@ -16,7 +16,15 @@ from .pairs import Pair
 from .peers import PEERS, configure_threads
 from .runner import evaluate_pair_files
 from .scoring import Metric
-from .summary import Column, markdown_table, round_metrics, run_environment, update_eval_metrics, write_results
+from .summary import (
+    Column,
+    markdown_table,
+    round_metrics,
+    run_environment,
+    select_eval_metrics,
+    update_eval_metrics,
+    write_results,
+)
 
 __all__ = [
     "script_parser",
@@ -30,6 +38,8 @@ __all__ = [
     "splits_markdown",
     "evaluate_bundle_on_pairs",
     "publish",
+    "publish_against_no_registration",
+    "print_eval_metrics",
 ]
 
 
@@ -229,3 +239,31 @@ def publish(
     if metadata is not None:
         update_eval_metrics(metadata, rounded, digits, merge=merge)
     return rounded
+
+
+def publish_against_no_registration(
+    bundle: str | os.PathLike,
+    output: str | os.PathLike,
+    results: dict[str, Any],
+    columns: Sequence[Column],
+    eval_metrics: Mapping[str, tuple[str, str]],
+    heading: str,
+    update_metadata: bool = False,
+    footer: str = "",
+) -> dict[str, Any]:
+    """:func:`publish` the results of a bundle's ``network`` against ``none`` (no registration): ``results["summary"]``
+    as a table (:func:`~.summary.markdown_table`, 4 decimals) between ``heading`` and ``footer`` in ``results.md``,
+    the ``eval_metrics`` (:func:`~.summary.select_eval_metrics` specification) in ``results.json`` and, with
+    ``update_metadata``, in ``<bundle>/configs/metadata.json``; returns ``results``."""
+    summary = results["summary"]
+    table = markdown_table(summary, columns, {"none": "no registration", "network": "this network"}, "", 4)
+    metadata = Path(bundle) / "configs" / "metadata.json" if update_metadata else None
+    markdown = f"{heading}\n\n{table}{footer}"
+    publish(output, results, select_eval_metrics(summary, eval_metrics), metadata=metadata, markdown=markdown)
+    return results
+
+
+def print_eval_metrics(results: Mapping[str, Any]) -> int:
+    """Print a script's ``eval_metrics`` (``eval_metrics {...}``); return 0, its exit status."""
+    print("eval_metrics", results["eval_metrics"])
+    return 0

@@ -1,6 +1,6 @@
 """Checks shared by the two lung CT bundles' tests (``paired_ct_lung``, ``unpaired_ct_lung``): a fake Learn2Reg lung
-CT layout for their ``prepare_learn2reg_lung.py``, its error cases, and the regeneration of their demo data from the
-real chest CTs (``monai_reg_ext.demo.chest_ct``)."""
+CT layout for their ``prepare_learn2reg_lung.py``, its error cases, the regeneration of their demo data from the
+real chest CTs (``monai_reg_ext.demo.chest_ct``), and the tests both run (:class:`LungBundleChecks`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from tests.helpers import REPO_ROOT, load_bundle_script
+from tests.helpers import REPO_ROOT, check_shipped_weights, load_bundle_script, run_two_process_training
 
 
 def make_fake_learn2reg_lung(src: Path, cases: Iterable[int], shape: tuple[int, int, int] = (12, 10, 8)) -> Path:
@@ -54,3 +54,24 @@ def check_lung_ct_demo_data(bundle: Path) -> None:
             assert load_bundle_script(bundle, "make_demo_data").check(str(ts), str(pr), bundle / "data")
             return
     pytest.skip("the TotalSegmentator / pyradiomics source files are not under downloads/ (see docs/data.md)")
+
+
+class LungBundleChecks:
+    """The tests both lung CT bundles run: a test module subclasses this as ``Test...`` with ``bundle`` and
+    ``weights`` (the shipped weight files) set, beside its module-scoped ``tiny_data`` fixture."""
+
+    bundle: Path
+    weights: tuple[str, ...] = ("model.pt",)
+
+    def test_shipped_weights_load_safely(self):
+        for weights in self.weights:
+            check_shipped_weights(self.bundle, (32, 28, 32), weights)
+
+    @pytest.mark.slow
+    def test_demo_data_is_reproducible(self):
+        check_lung_ct_demo_data(self.bundle)
+
+    @pytest.mark.slow
+    def test_two_process_training_on_cpu(self, tiny_data, tmp_path):
+        """torch.distributed data-parallel training (gloo, 2 CPU processes) through multi_gpu_train.json."""
+        run_two_process_training(self.bundle, ["train.json"], tiny_data, tmp_path / "runs", spatial_size=[16, 16, 16])

@@ -7,38 +7,19 @@ import json
 
 import nibabel as nib
 import numpy as np
-import pytest
 import torch
 
 from monai_reg_ext.io import read_landmarks
 from monai_reg_ext.metrics import landmark_tre
-from tests.bundles.lung_checks import (
-    check_learn2reg_lung_prepare_errors,
-    check_lung_ct_demo_data,
-    make_fake_learn2reg_lung,
-)
-from tests.helpers import (
-    BUNDLES_DIR,
-    check_shipped_weights,
-    load_bundle_script,
-    make_tiny_dataset,
-    run_train_evaluate_inference,
-    run_two_process_training,
-)
+from tests.bundles.lung_checks import LungBundleChecks, check_learn2reg_lung_prepare_errors, make_fake_learn2reg_lung
+from tests.helpers import BUNDLES_DIR, load_bundle_script, run_train_evaluate_inference, tiny_dataset_fixture
 
 BUNDLE = BUNDLES_DIR / "paired_ct_lung"
 SUBDIRS = ("moving_images", "fixed_images", "moving_labels", "fixed_labels")
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    """Two training and two validation pairs of the shipped data, plus a pairs file of one test pair."""
-    return make_tiny_dataset(BUNDLE / "data", tmp_path_factory.mktemp("lung"), subdirs=SUBDIRS, stem="pair")
-
-
-@pytest.mark.parametrize("weights", ["model.pt", "model_unsup.pt"])
-def test_shipped_weights_load_safely(weights):
-    check_shipped_weights(BUNDLE, (32, 28, 32), weights)
+#: two training and two validation pairs of the shipped data, plus a pairs file of one test pair
+tiny_data = tiny_dataset_fixture(BUNDLE, subdirs=SUBDIRS, stem="pair")
 
 
 def test_shipped_data_layout_and_manifest():
@@ -92,12 +73,6 @@ def test_prepare_learn2reg_on_a_fake_layout(tmp_path):
     check_learn2reg_lung_prepare_errors(prep, src, tmp_path / "out", missing=src / "scans" / "case_001_exp.nii.gz")
 
 
-@pytest.mark.slow
-def test_demo_data_is_reproducible():
-    check_lung_ct_demo_data(BUNDLE)
-
-
-@pytest.mark.slow
-def test_two_process_training_on_cpu(tiny_data, tmp_path):
-    """torch.distributed data-parallel training (gloo, 2 CPU processes) through multi_gpu_train.json."""
-    run_two_process_training(BUNDLE, ["train.json"], tiny_data, tmp_path / "runs", spatial_size=[16, 16, 16])
+class TestLungBundle(LungBundleChecks):
+    bundle = BUNDLE
+    weights = ("model.pt", "model_unsup.pt")

@@ -23,9 +23,7 @@ from tests.helpers import (
     BUNDLES_DIR,
     check_shipped_weights,
     load_bundle_script,
-    run_bundle_evaluation,
-    run_bundle_inference,
-    run_bundle_training,
+    run_bundle_smoke,
     run_two_process_training,
 )
 
@@ -106,21 +104,22 @@ def _fake_template(folder: Path) -> Path:
     return folder
 
 
-TINY = {
-    "shape": [24, 24, 24],
-    "spacing": 2.0,
-    "n_train": 1,
-    "n_val": 1,
-    "n_test": 1,
-    "landmark_separation_mm": 3.0,
-    "landmark_min_per_case": 1,
-    "subject_max_displacement": 1.0,
-    "subject_smoothness": 4.0,
-    "shift_radius_mm": [15.0, 20.0],
-    "shift_depth_mm": [20.0, 30.0],
-    "craniotomy_elevation_deg": [60.0, 80.0],
-    "us_depth_mm": 60.0,
-}
+#: generator parameters of a tiny data set: one case per split on a 24^3 grid of 2 mm
+TINY = dict(
+    shape=[24, 24, 24],
+    spacing=2.0,
+    n_train=1,
+    n_val=1,
+    n_test=1,
+    landmark_separation_mm=3.0,
+    landmark_min_per_case=1,
+    subject_max_displacement=1.0,
+    subject_smoothness=4.0,
+    shift_radius_mm=[15.0, 20.0],
+    shift_depth_mm=[20.0, 30.0],
+    craniotomy_elevation_deg=[60.0, 80.0],
+    us_depth_mm=60.0,
+)
 
 
 @pytest.fixture(scope="module")
@@ -352,12 +351,10 @@ def tiny_data(tiny_generated, tmp_path_factory):
 
 
 def test_train_evaluate_inference_smoke(tiny_data, tmp_path):
-    runs = tmp_path / "runs"
-    model_path = run_bundle_training(BUNDLE, tiny_data, runs, spatial_size=[16, 16, 16])
-    assert (runs / "best_model.pt").is_file()
-    metrics = run_bundle_evaluation(BUNDLE, tiny_data, runs, model_path, spatial_size=[16, 16, 16], eval_split="test")
-    assert "val_lncc" in metrics
-    run_bundle_inference(BUNDLE, tmp_path / "inference", tiny_data / "test" / "pairs.json")
+    size = {"spatial_size": [16, 16, 16]}
+    pairs = tiny_data / "test" / "pairs.json"
+    smoke = run_bundle_smoke(BUNDLE, tiny_data, tmp_path, pairs, size, {**size, "eval_split": "test"})
+    assert (tmp_path / "runs" / "best_model.pt").is_file() and "val_lncc" in smoke.metrics
 
 
 @pytest.mark.slow

@@ -9,15 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from tests.helpers import (
-    BUNDLES_DIR,
-    check_shipped_weights,
-    load_bundle_script,
-    run_bundle_evaluation,
-    run_bundle_inference,
-    run_bundle_training,
-    write_absolute_pairs,
-)
+from tests.helpers import BUNDLES_DIR, check_shipped_weights, load_bundle_script, run_bundle_smoke, write_absolute_pairs
 
 BUNDLE = BUNDLES_DIR / "paired_mrus_prostate"
 FOLDERS = ("moving_images", "fixed_images", "moving_labels", "fixed_labels")
@@ -105,13 +97,12 @@ def test_prepare_original_layout(tmp_path):
 
 
 def test_train_evaluate_inference_smoke(tiny_parts, tmp_path):
-    runs, grids = tmp_path / "runs", {"spatial_size": [16, 24, 16], "moving_spatial_size": [24, 24, 24]}
-    model_path = run_bundle_training(BUNDLE, tiny_parts, runs, train_parts=[0], val_parts=[8], test_parts=[9], **grids)
-    metrics = run_bundle_evaluation(BUNDLE, tiny_parts, runs, model_path, test_parts=[9], **grids)
-    assert "val_mean_dice" in metrics
+    grids = {"spatial_size": [16, 24, 16], "moving_spatial_size": [24, 24, 24], "test_parts": [9]}
     pairs = json.loads((BUNDLE / "data" / "test_pairs.json").read_text())[:1]
     pairs_file = write_absolute_pairs(pairs, BUNDLE / "data", tmp_path / "pairs.json")
-    assert "dice_label1_after" in run_bundle_inference(BUNDLE, tmp_path / "inference", pairs_file)
+    train = {"train_parts": [0], "val_parts": [8], **grids}
+    smoke = run_bundle_smoke(BUNDLE, tiny_parts, tmp_path, pairs_file, train, grids)
+    assert "val_mean_dice" in smoke.metrics and "dice_label1_after" in smoke.summary
 
 
 def test_results_script_on_one_pair(tmp_path):

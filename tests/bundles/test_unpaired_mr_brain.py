@@ -8,18 +8,16 @@ import pytest
 from tests.helpers import (
     BUNDLES_DIR,
     check_shipped_weights,
-    make_tiny_dataset,
     run_train_evaluate_inference,
     run_two_process_training,
+    tiny_dataset_fixture,
 )
 
 BUNDLE = BUNDLES_DIR / "unpaired_mr_brain"
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    """Two training and two validation subjects of the shipped data, plus a pairs file of one test pair."""
-    return make_tiny_dataset(BUNDLE / "data", tmp_path_factory.mktemp("brain"))
+#: two training and two validation subjects of the shipped data, plus a pairs file of one test pair
+tiny_data = tiny_dataset_fixture(BUNDLE)
 
 
 def test_shipped_weights_load_safely():

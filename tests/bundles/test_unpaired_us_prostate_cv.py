@@ -10,14 +10,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from tests.helpers import (
-    BUNDLES_DIR,
-    check_shipped_weights,
-    load_bundle_script,
-    run_bundle_evaluation,
-    run_bundle_inference,
-    run_bundle_training,
-)
+from tests.helpers import BUNDLES_DIR, check_shipped_weights, load_bundle_script, run_bundle_smoke
 
 BUNDLE = BUNDLES_DIR / "unpaired_us_prostate_cv"
 CONFIGS = BUNDLE / "configs"
@@ -105,11 +98,9 @@ def test_prepare_original_layout(tmp_path):
 
 
 def test_train_evaluate_inference_smoke(tiny_folds, tmp_path):
-    runs = tmp_path / "runs"
     folds = {"train_folds": [0], "val_folds": [8], "test_folds": [9], "spatial_size": [16, 16, 16]}
-    model_path = run_bundle_training(BUNDLE, tiny_folds, runs, **folds)
-    assert "val_lncc" in run_bundle_evaluation(BUNDLE, tiny_folds, runs, model_path, **folds)
-    assert "dice_label0_after" in run_bundle_inference(BUNDLE, tmp_path / "inference")
+    smoke = run_bundle_smoke(BUNDLE, tiny_folds, tmp_path, train=folds, evaluate=folds)
+    assert "val_lncc" in smoke.metrics and "dice_label0_after" in smoke.summary
 
 
 def test_results_script_on_tiny_fold(tiny_folds, tmp_path):

@@ -152,3 +152,92 @@ def test_synthetic_maker_main(tmp_path, capsys):
     assert calls[-1] == ("generate", "x", {"seed": 1, "n_cases": 5}, False)
     assert run("--check", "--output", "good") == 0 and run("--check", "--output", "bad") == 1
     assert calls[-1] == ("check", "bad", True)
+
+
+def test_split_maker_start_baseline_example_and_finish(tmp_path, capsys):
+    import json
+
+    import pytest
+
+    from monai_reg_ext.demo.manifest import (
+        baseline_summary,
+        copy_example,
+        finish_maker,
+        split_parameters,
+        start_split_maker,
+        write_test_pairs,
+    )
+
+    defaults = {"shape": [8, 8, 8], **split_parameters((2, 0, 1), (10, 20, 30))}
+    assert list(defaults) == ["shape", "n_train", "n_val", "n_test", "seed_train", "seed_val", "seed_test"]
+    p, say = start_split_maker(defaults, {"shape": (8.0, 9, 10)}, {"train": 1, "test": 1}, verbose=False)
+    assert p["shape"] == [8, 9, 10] and say("not printed") is None
+    with pytest.raises(ValueError, match=r"need n_train >= 1, n_test >= 2; got 2, 1"):
+        start_split_maker(defaults, None, {"train": 1, "test": 2})
+
+    pairs = [{"moving": "images/a.nii.gz", "fixed": "points/b.json"}]
+    rows = [{"none": {"x": 1.0, "y": 2.0}}, {"none": {"x": 3.0, "y": 2.0}}]
+    assert baseline_summary(rows, ["none"]) == {
+        "none": {"x": {"mean": 2.0, "std": 1.0}, "y": {"mean": 2.0, "std": 0.0}}
+    }
+    test = tmp_path / "out" / "test"
+    (test / "images").mkdir(parents=True)
+    (test / "points").mkdir()
+    (test / "images" / "a.nii.gz").write_bytes(b"a")
+    (test / "points" / "b.json").write_bytes(b"b")
+    summary = write_test_pairs(test, pairs, rows, ["none"], "two rows")
+    baseline = json.loads((test / "baseline.json").read_text())
+    assert baseline == {"description": "two rows", "summary": summary, "pairs": rows}
+    assert json.loads((test / "pairs.json").read_text()) == pairs
+    copy_example(test, pairs[0], ("moving", "fixed"), tmp_path / "out" / "example")
+    assert (tmp_path / "out" / "example" / "moving.nii.gz").read_bytes() == b"a"
+    assert (tmp_path / "out" / "example" / "fixed.json").read_bytes() == b"b"
+
+    (tmp_path / "out" / "other.txt").write_text("not listed")
+    manifest = finish_maker(tmp_path / "out", {"generator": "g"}, ("test", "example"), ("numpy",), print, summary)
+    assert list(manifest) == ["generator", "versions", "files"] and "other.txt" not in manifest["files"]
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text()) == manifest
+    out = capsys.readouterr().out
+    assert "none: x 2.0000 +- 1.0000" in out and f"wrote {len(manifest['files'])} files" in out
+
+
+def test_source_maker_main_and_synthetic_entry_points(tmp_path):
+    import json
+
+    from monai_reg_ext.demo.manifest import (
+        check_source_regeneration,
+        source_maker_main,
+        synthetic_entry_points,
+        write_synthetic_manifest,
+    )
+
+    calls = []
+
+    def generate(source, output, params=None, verbose=True):
+        calls.append((source, str(output), params, verbose))
+        return {"files": {}}
+
+    def check(source, output, verbose=True):
+        return check_source_regeneration(generate, source, output, verbose)
+
+    defaults = {"shape": [8, 8, 8], "spacing": 2.0, "window": [-1.0, 1.0], "n_train": 3}
+    options = {"shape": "grid size", "spacing": None, "n_train": None}
+
+    def run(*argv: str) -> int:
+        return source_maker_main("Doc.", tmp_path, "the source", generate, check, defaults, options, argv=list(argv))
+
+    assert run("--source", "s", "--shape", "8", "9", "10", "--n-train", "4", "--quiet") == 0
+    assert calls[-1] == ("s", str(tmp_path), {"shape": [8, 9, 10], "spacing": 2.0, "n_train": 4}, False)
+    write_synthetic_manifest(tmp_path, "g", {"a": 1}, ("numpy",), lambda rel: False)  # parameters, no files
+    assert run("--source", "s", "--check") == 0 and calls[-1] == ("s", calls[-1][1], {"a": 1}, False)
+
+    def synthetic(output, params=None, verbose=True):
+        Path(output).mkdir(parents=True, exist_ok=True)
+        (Path(output) / "x.bin").write_bytes(b"x")
+        return write_synthetic_manifest(output, "g", {**defaults, **(params or {})}, ("numpy",), lambda r: True)
+
+    check_synthetic, main = synthetic_entry_points("Doc.", tmp_path / "data", synthetic, defaults, ("n_train",))
+    assert main(["--n-train", "5", "--quiet"]) == 0
+    manifest = json.loads((tmp_path / "data" / "manifest.json").read_text())
+    assert manifest["synthetic"] is True and manifest["parameters"]["n_train"] == 5 and "x.bin" in manifest["files"]
+    assert check_synthetic(tmp_path / "data", verbose=False) and main(["--check", "--quiet"]) == 0

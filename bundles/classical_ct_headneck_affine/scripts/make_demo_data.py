@@ -110,6 +110,20 @@ def _crop(hu: np.ndarray, head: np.ndarray, affine: np.ndarray) -> tuple[np.ndar
     return hu[sl], head[sl], affine @ shift
 
 
+def _fixed_image(
+    hu: np.ndarray, labels: list[np.ndarray], affine: np.ndarray, window: list[float], names: list[str], padding: float
+) -> dict:
+    """A pair's fixed image: int16 HU, uint8 labels ``(L, *S)``, affine, HU window, label names, value outside."""
+    return {
+        "hu": hu,
+        "labels": np.stack(labels).astype(np.uint8),
+        "affine": affine,
+        "window": window,
+        "label_names": names,
+        "padding": padding,
+    }
+
+
 def prepare_volume(hu: np.ndarray, affine: np.ndarray) -> dict:
     """The 3D fixed image: the skull-stripped CT head template at 2 mm, cropped to the brain; threshold labels."""
     hu = _block_mean(hu.astype(np.float64), 2)
@@ -120,14 +134,8 @@ def prepare_volume(hu: np.ndarray, affine: np.ndarray) -> dict:
     hu = np.round(hu).astype(np.int16)
     brain = head & (hu > 20) & (hu < 80)
     csf = ndimage.binary_erosion(head, iterations=2) & (hu < 15)
-    return {
-        "hu": hu,
-        "labels": np.stack([brain, csf]).astype(np.uint8),
-        "affine": aff,
-        "window": [-10.0, 90.0],
-        "label_names": ["brain parenchyma (20 < HU < 80 inside the brain mask)", "CSF (HU < 15 inside the brain mask)"],
-        "padding": 0.0,
-    }
+    names = ["brain parenchyma (20 < HU < 80 inside the brain mask)", "CSF (HU < 15 inside the brain mask)"]
+    return _fixed_image(hu, [brain, csf], aff, [-10.0, 90.0], names, 0.0)
 
 
 def prepare_slice(hu: np.ndarray, spacing: float) -> dict:
@@ -142,14 +150,8 @@ def prepare_slice(hu: np.ndarray, spacing: float) -> dict:
     bone = head & (hu > 300)
     inside = _largest_filled(ndimage.binary_closing(bone, iterations=2)) if bone.any() else head
     soft = inside & (hu > 0) & (hu < 80)
-    return {
-        "hu": hu,
-        "labels": np.stack([bone, soft]).astype(np.uint8),
-        "affine": aff,
-        "window": [-200.0, 300.0],
-        "label_names": ["bone (HU > 300 inside the head)", "brain / soft tissue (0 < HU < 80 inside the skull)"],
-        "padding": -1024.0,
-    }
+    names = ["bone (HU > 300 inside the head)", "brain / soft tissue (0 < HU < 80 inside the skull)"]
+    return _fixed_image(hu, [bone, soft], aff, [-200.0, 300.0], names, -1024.0)
 
 
 def make_pair(fixed: dict, seed: int, scale: float = SCALE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

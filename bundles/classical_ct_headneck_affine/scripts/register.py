@@ -14,20 +14,25 @@ seconds of the optimisation.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from monai_reg_ext import affine_to_ddf, ddf_voxel_to_mm, warp_image
-from monai_reg_ext.bundle import run_pairs
-from monai_reg_ext.io import load_image
+from monai_reg_ext.demo.classical import PairSettings, load_pair_images, optimisation_run
 from monai_reg_ext.metrics import label_dice
 from monai_reg_ext.optimise import register_by_optimisation
 from monai_reg_ext.reporting import optimisation_metrics, save_pair_outputs
 
 __all__ = ["run", "register_pair"]
+
+#: The line printed per pair (``str.format`` of its metrics)
+SUMMARY = (
+    "displacement error {displacement_error_mm_before[mean]:.2f} -> {displacement_error_mm_after[mean]:.3f} mm "
+    "(mean), Dice {dice_before} -> {dice_after}, {iterations} iterations, {seconds:.1f} s"
+)
 
 
 def _normalise(hu: torch.Tensor, window: Sequence[float]) -> torch.Tensor:
@@ -39,25 +44,17 @@ def _dice(pred: torch.Tensor, target: torch.Tensor) -> list[float]:
     return [float(v) for v in label_dice(pred, target).reshape(-1)]
 
 
-def register_pair(
-    pair: dict,
-    data_dir: Path,
-    out_dir: Path,
-    optimisation: dict,
-    image_loss: Callable | None,
-    device: torch.device,
-    overwrite: bool = False,
-) -> dict:
-    """Register one pair of ``pairs.json`` and write its outputs; returns its metrics."""
+def register_pair(pair: dict, data_dir: Path, out_dir: Path, settings: PairSettings) -> dict:
+    """Register one pair of ``pairs.json`` (affine, on window-normalised intensities) and write its outputs; returns
+    its metrics."""
     ndim = len(pair["spatial_shape"])
-    fixed_hu, affine = load_image(data_dir / pair["fixed"], spatial_dims=ndim)
-    moving_hu, _ = load_image(data_dir / pair["moving"], spatial_dims=ndim)
-    fixed_label, _ = load_image(data_dir / pair["fixed_label"], spatial_dims=ndim)
-    moving_label, _ = load_image(data_dir / pair["moving_label"], spatial_dims=ndim)
-    fixed = _normalise(fixed_hu[None], pair["window"]).to(device)
-    moving = _normalise(moving_hu[None], pair["window"]).to(device)
+    fixed_hu, moving_hu, fixed_label, moving_label, affine = load_pair_images(pair, data_dir, spatial_dims=ndim)
+    fixed = _normalise(fixed_hu[None], pair["window"]).to(settings.device)
+    moving = _normalise(moving_hu[None], pair["window"]).to(settings.device)
 
-    result = register_by_optimisation(moving, fixed, transform="affine", image_loss=image_loss, **optimisation)
+    result = register_by_optimisation(
+        moving, fixed, transform="affine", image_loss=settings.image_loss, **settings.optimisation
+    )
     ddf = result.ddf.cpu()
     theta = result.theta.cpu().double()[0]
     true = torch.as_tensor(pair["true_theta"], dtype=torch.float64)
@@ -78,7 +75,7 @@ def register_pair(
         "matrix_max_abs_error_after": float((true[:, :ndim] - theta[:, :ndim]).abs().max()),
         "dice_before": _dice(moving_label[None], fixed_label[None]),
         "dice_after": _dice(warped_label, fixed_label[None]),
-        **optimisation_metrics(result, device),
+        **optimisation_metrics(result, settings.device),
     }
     save_pair_outputs(
         out_dir / pair["name"],
@@ -90,49 +87,12 @@ def register_pair(
         affine,
         warped_dtype=np.int16,
         extra_json={"theta.json": {"recovered": np.round(theta.numpy(), 8).tolist(), "true": pair["true_theta"]}},
-        overwrite=overwrite,
+        overwrite=settings.overwrite,
     )
     return metrics
 
 
-def run(
-    pairs_file: str,
-    output_dir: str,
-    optimisation: dict,
-    image_loss: Callable | None = None,
-    device: str | torch.device = "cpu",
-    pairs: Sequence[str] | None = None,
-    shard: Sequence[int] = (0, 1),
-    overwrite: bool = False,
-) -> dict:
-    """Register the pairs of ``pairs_file`` (paths relative to its folder) and write outputs and metrics.
-
-    Args:
-        pairs_file: ``data/pairs.json`` as written by ``scripts/make_demo_data.py``.
-        output_dir: output folder (created).
-        optimisation: keyword arguments of ``register_by_optimisation`` (``levels``, ``iterations``, ``lr``,
-            ``tolerance``, ...); ``transform`` is always ``"affine"``.
-        image_loss: ``(warped, fixed) -> scalar``; None: the optimiser's default (LNCC).
-        device: torch device.
-        pairs: names of the pairs to run (``"3d"``, ``"2d"``); None: all.
-        shard: ``(rank, world_size)``: this process runs every ``world_size``-th pair from ``rank`` (multi-GPU).
-        overwrite: replace existing outputs.
-
-    Returns:
-        ``{pair name: metrics}``, also written to ``output_dir/metrics.json`` (``metrics_rank<r>.json`` when sharded).
-    """
-    dev = torch.device(device)
-    summary = run_pairs(
-        pairs_file,
-        output_dir,
-        lambda e, d, o: register_pair(e, d, o, dict(optimisation), image_loss, dev, overwrite),
-        pairs,
-        shard,
-    )
-    for pair, m in summary.items():
-        print(
-            f"{pair}: displacement error {m['displacement_error_mm_before']['mean']:.2f} -> "
-            f"{m['displacement_error_mm_after']['mean']:.3f} mm (mean), Dice {m['dice_before']} -> {m['dice_after']}, "
-            f"{m['iterations']} iterations, {m['seconds']:.1f} s"
-        )
-    return summary
+#: ``run(pairs_file, output_dir, optimisation, image_loss=None, device="cpu", pairs=None, shard=(0, 1),
+#: overwrite=False)``: :func:`register_pair` on each pair (``transform`` is always ``"affine"``), see
+#: :func:`monai_reg_ext.demo.classical.optimisation_run`
+run = optimisation_run(register_pair, SUMMARY)

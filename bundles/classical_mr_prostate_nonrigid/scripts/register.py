@@ -14,7 +14,6 @@ determinant); seconds of the optimisation.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import nibabel as nib
@@ -22,13 +21,19 @@ import numpy as np
 import torch
 
 from monai_reg_ext import ddf_voxel_to_mm, warp_image
-from monai_reg_ext.bundle import run_pairs
-from monai_reg_ext.io import load_image
+from monai_reg_ext.demo.classical import PairSettings, load_pair_images, optimisation_run
 from monai_reg_ext.metrics import folding_fraction, label_dice
 from monai_reg_ext.optimise import register_by_optimisation
 from monai_reg_ext.reporting import optimisation_metrics, save_pair_outputs
 
 __all__ = ["run", "register_pair", "load_true_ddf"]
+
+#: The line printed per pair (``str.format`` of its metrics)
+SUMMARY = (
+    "gland Dice {dice_before:.3f} -> {dice_after:.3f}, displacement error in the gland "
+    "{displacement_error_mm_before[gland]:.2f} -> {displacement_error_mm_after[gland]:.2f} mm, "
+    "folding {folding_fraction:.4f}, {iterations} iterations, {seconds:.1f} s"
+)
 
 
 def load_true_ddf(path: Path) -> torch.Tensor:
@@ -37,26 +42,16 @@ def load_true_ddf(path: Path) -> torch.Tensor:
     return torch.as_tensor(np.moveaxis(data, -1, 0)).unsqueeze(0)
 
 
-def register_pair(
-    pair: dict,
-    data_dir: Path,
-    out_dir: Path,
-    optimisation: dict,
-    image_loss: Callable | None,
-    regulariser: Callable | None,
-    device: torch.device,
-    overwrite: bool = False,
-) -> dict:
-    """Register one pair of ``pairs.json`` and write its outputs; returns its metrics."""
-    fixed_img, affine = load_image(data_dir / pair["fixed"])
-    moving_img, _ = load_image(data_dir / pair["moving"])
-    fixed_label, _ = load_image(data_dir / pair["fixed_label"])
-    moving_label, _ = load_image(data_dir / pair["moving_label"])
+def register_pair(pair: dict, data_dir: Path, out_dir: Path, settings: PairSettings) -> dict:
+    """Register one pair of ``pairs.json`` (non-rigid, on intensities / 255) and write its outputs; returns its
+    metrics."""
+    fixed_img, moving_img, fixed_label, moving_label, affine = load_pair_images(pair, data_dir)
     true = load_true_ddf(data_dir / pair["true_ddf"])
-    fixed = (fixed_img[None] / 255.0).to(device)
-    moving = (moving_img[None] / 255.0).to(device)
+    fixed = (fixed_img[None] / 255.0).to(settings.device)
+    moving = (moving_img[None] / 255.0).to(settings.device)
+    losses = {"image_loss": settings.image_loss, "regulariser": settings.regulariser}
 
-    result = register_by_optimisation(moving, fixed, image_loss=image_loss, regulariser=regulariser, **optimisation)
+    result = register_by_optimisation(moving, fixed, **losses, **settings.optimisation)
     ddf = result.ddf.cpu().float()
 
     gland = fixed_label[None] >= 0.5
@@ -72,7 +67,7 @@ def register_pair(
         "displacement_error_mm_before": {"gland": float(before[gland].mean()), "all": float(before.mean())},
         "displacement_error_mm_after": {"gland": float(err[gland].mean()), "all": float(err.mean())},
         "folding_fraction": float(folding_fraction(ddf).reshape(-1)[0]),
-        **optimisation_metrics(result, device),
+        **optimisation_metrics(result, settings.device),
     }
     save_pair_outputs(
         out_dir / pair["name"],
@@ -83,51 +78,12 @@ def register_pair(
         ddf,
         affine,
         warped_dtype=np.uint8,
-        overwrite=overwrite,
+        overwrite=settings.overwrite,
     )
     return metrics
 
 
-def run(
-    pairs_file: str,
-    output_dir: str,
-    optimisation: dict,
-    image_loss: Callable | None = None,
-    regulariser: Callable | None = None,
-    device: str | torch.device = "cpu",
-    pairs: Sequence[str] | None = None,
-    shard: Sequence[int] = (0, 1),
-    overwrite: bool = False,
-) -> dict:
-    """Register the pairs of ``pairs_file`` (paths relative to its folder) and write outputs and metrics.
-
-    Args:
-        pairs_file: ``data/pairs.json`` as written by ``scripts/make_demo_data.py``.
-        output_dir: output folder (created).
-        optimisation: keyword arguments of ``register_by_optimisation`` (``transform``, ``levels``, ``iterations``,
-            ``lr``, ``reg_weight``, ``control_point_spacing``, ``tolerance``, ...).
-        image_loss: ``(warped, fixed) -> scalar``; None: the optimiser's default (LNCC, kernel 7).
-        regulariser: ``ddf -> scalar``; None: the optimiser's default (bending energy).
-        device: torch device.
-        pairs: names of the pairs to run; None: all.
-        shard: ``(rank, world_size)``: this process runs every ``world_size``-th pair from ``rank`` (multi-GPU).
-        overwrite: replace existing outputs.
-
-    Returns:
-        ``{pair name: metrics}``, also written to ``output_dir/metrics.json`` (``metrics_rank<r>.json`` when sharded).
-    """
-    dev = torch.device(device)
-    summary = run_pairs(
-        pairs_file,
-        output_dir,
-        lambda e, d, o: register_pair(e, d, o, dict(optimisation), image_loss, regulariser, dev, overwrite),
-        pairs,
-        shard,
-    )
-    for pair, m in summary.items():
-        print(
-            f"{pair}: gland Dice {m['dice_before']:.3f} -> {m['dice_after']:.3f}, displacement error in the gland "
-            f"{m['displacement_error_mm_before']['gland']:.2f} -> {m['displacement_error_mm_after']['gland']:.2f} mm, "
-            f"folding {m['folding_fraction']:.4f}, {m['iterations']} iterations, {m['seconds']:.1f} s"
-        )
-    return summary
+#: ``run(pairs_file, output_dir, optimisation, image_loss=None, regulariser=None, device="cpu", pairs=None,
+#: shard=(0, 1), overwrite=False)``: :func:`register_pair` on each pair, see
+#: :func:`monai_reg_ext.demo.classical.optimisation_run`
+run = optimisation_run(register_pair, SUMMARY)

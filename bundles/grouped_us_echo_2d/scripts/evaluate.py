@@ -39,17 +39,16 @@ from monai_reg_ext.transforms import registration_preprocessing
 BUNDLE = Path(__file__).resolve().parents[1]
 INFO_KEYS = ("pair", "group", "moving", "fixed", "gap", "a", "n_frames", "seconds")
 CYCLE_KEYS = ("residual_3cycle_px_in_fan", "residual_2cycle_px_in_fan", "mean_leg_displacement_px_in_fan")
-EVAL_METRICS = {
-    "test_mean_lncc": ("network", "lncc"),
-    "test_mean_ssd": ("network", "ssd"),
-    "test_folding_fraction": ("network", "folding_fraction"),
-    "test_sd_log_jacobian": ("network", "sd_log_jacobian"),
-    "test_cycle3_residual_px": ("network", "residual_3cycle_px_in_fan"),
-    "test_cycle2_residual_px": ("network", "residual_2cycle_px_in_fan"),
-    "test_self_pair_displacement_px": ("self_pairs", "self_pair_displacement_px_in_fan"),
-    "no_registration_mean_lncc": ("none", "lncc"),
-    "no_registration_mean_ssd": ("none", "ssd"),
-}
+EVAL_METRICS = ev.eval_metrics_spec(
+    {"lncc": "lncc", "ssd": "ssd"},
+    {
+        "test_folding_fraction": "folding_fraction",
+        "test_sd_log_jacobian": "sd_log_jacobian",
+        "test_cycle3_residual_px": "residual_3cycle_px_in_fan",
+        "test_cycle2_residual_px": "residual_2cycle_px_in_fan",
+    },
+)
+EVAL_METRICS["test_self_pair_displacement_px"] = ("self_pairs", "self_pair_displacement_px_in_fan")
 DIGITS = {"test_mean_ssd": 5, "test_folding_fraction": 5, "no_registration_mean_ssd": 5, "test_sd_log_jacobian": 3}
 DIGITS.update({k: 3 for k in ("test_cycle3_residual_px", "test_cycle2_residual_px", "test_self_pair_displacement_px")})
 

@@ -9,15 +9,7 @@ towards the apex; chest wall moving inwards; sliding at the pleura; lung density
 CT), and the landmarks' expiration positions (the real vessel keypoints carried through the known motion). See
 ``bundles/paired_ct_lung/docs/data.md``.
 
-Usage (from the repository root)::
-
-    pip download --no-deps --no-binary :all: TotalSegmentator==2.18.0 -d downloads/ts_sdist
-    pip download --no-clean --no-deps --no-binary :all: pyradiomics==3.1.0 -d downloads/pyr  # fails to build, but
-    #   leaves the source in $TMPDIR/pip-download-*/pyradiomics_*/ : copy its data/ folder to downloads/pyradiomics_data
-    python bundles/paired_ct_lung/scripts/make_demo_data.py \\
-        --totalsegmentator downloads/ts_sdist/totalsegmentator-2.18.0.tar.gz \\
-        --pyradiomics downloads/pyradiomics_data --output bundles/paired_ct_lung/data
-    python bundles/paired_ct_lung/scripts/make_demo_data.py ... --check   # regenerate in a temp dir, compare sha256
+Usage: as :mod:`monai_reg_ext.demo.chest_ct_demo` says, with ``<bundle>`` = ``paired_ct_lung``.
 
 Output layout (DeepReg "paired" layout; DDF convention in ``docs/conventions.md``)::
 
@@ -35,13 +27,12 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import torch
 
+from monai_reg_ext.demo import chest_ct_demo as lung_demo
 from monai_reg_ext.demo.chest_ct import (
     body_mask,
     breathing_motion,
@@ -55,21 +46,8 @@ from monai_reg_ext.demo.chest_ct import (
     smooth_random_field,
     vessel_keypoints,
 )
-from monai_reg_ext.demo.chest_ct_demo import (
-    HU_MAX,
-    HU_MIN,
-    chest_ct_maker_main,
-    ct_uint8_image,
-    load_chest_cts,
-)
-from monai_reg_ext.demo.manifest import (
-    binary_dice,
-    check_regeneration,
-    nifti_image,
-    package_versions,
-    save_nifti_gz,
-    write_manifest,
-)
+from monai_reg_ext.demo.chest_ct_demo import HU_MAX, HU_MIN
+from monai_reg_ext.demo.manifest import binary_dice, nifti_image, save_nifti_gz
 from monai_reg_ext.spatial import warp_image
 
 __all__ = ["DEFAULTS", "HU_MIN", "HU_MAX", "generate", "check", "main"]
@@ -92,10 +70,6 @@ DEFAULTS = {
     "keypoint_min_distance_mm": 8.0,
     "ddf_scale": 0.05,  # voxels per int16 step of the stored true DDFs (0.225 mm)
 }
-
-
-def _nifti(arr: np.ndarray, affine: np.ndarray, descrip: str) -> nib.Nifti1Image:
-    return nifti_image(arr, affine, descrip, units=None)
 
 
 def _write_csv(path: Path, points: np.ndarray) -> None:
@@ -158,10 +132,8 @@ def _make_pair(hu, affine, grid, p: dict, seed: int, augment: bool) -> dict:
 
 def generate(totalsegmentator: str, pyradiomics: str, output: str | Path, params: dict | None = None, verbose=True):
     """Write the demo data set to ``output``; returns the manifest (also written as ``output/manifest.json``)."""
-    p = {**DEFAULTS, **(params or {})}
+    p, cts, source_sha = lung_demo.start_chest_ct_maker(DEFAULTS, params, totalsegmentator, pyradiomics)
     out = Path(output)
-    torch.set_num_threads(1)
-    cts, source_sha = load_chest_cts(totalsegmentator, pyradiomics)
     manifest: dict = {"parameters": p, "sources": source_sha, "subjects": {}, "pairs": {}, "files": {}}
     grids = {}
     for name, (hu, aff) in cts.items():
@@ -182,19 +154,18 @@ def generate(totalsegmentator: str, pyradiomics: str, output: str | Path, params
                 seed = p["seed"] + offsets[split] + 100 * s_i + k
                 pair = _make_pair(hu, aff, grid, p, seed, augment)
                 name = f"pair_{idx:03d}"
-                fimg, _ = ct_uint8_image(pair["fixed"], grid)
-                mimg, _ = ct_uint8_image(pair["moving"], grid)
+                fimg, _ = lung_demo.ct_uint8_image(pair["fixed"], grid)
+                mimg, _ = lung_demo.ct_uint8_image(pair["moving"], grid)
                 save_nifti_gz(fimg, out / split / "fixed_images" / f"{name}.nii.gz")
                 save_nifti_gz(mimg, out / split / "moving_images" / f"{name}.nii.gz")
                 for key in ("fixed_label", "moving_label"):
-                    lab = _nifti(pair[key].astype(np.uint8), grid, "lung mask (HU < -400, largest components)")
+                    lab = lung_demo.mask_image(pair[key], grid, "lung mask (HU < -400, largest components)")
                     save_nifti_gz(lab, out / split / f"{key}s" / f"{name}.nii.gz")
                 manifest["pairs"][f"{split}/{name}"] = {"subject": subject, **pair["info"]}
                 if kp is not None:
                     q = np.round(pair["motion"] / p["ddf_scale"])
-                    ddf_img = _nifti(
-                        np.moveaxis(q, 0, -1).astype(np.int16), grid, "voxel DDF pull moving=exp ch k=axis k"
-                    )
+                    ddf = np.moveaxis(q, 0, -1).astype(np.int16)
+                    ddf_img = nifti_image(ddf, grid, "voxel DDF pull moving=exp ch k=axis k", units=None)
                     ddf_img.header.set_slope_inter(p["ddf_scale"], 0.0)
                     save_nifti_gz(ddf_img, out / split / "true_ddf" / f"{name}.nii.gz")
                     stored = q * p["ddf_scale"]
@@ -234,7 +205,7 @@ def generate(totalsegmentator: str, pyradiomics: str, output: str | Path, params
                         save_nifti_gz(fimg, ex / "fixed.nii.gz")
                         save_nifti_gz(mimg, ex / "moving.nii.gz")
                         for key in ("fixed_label", "moving_label"):
-                            lab = _nifti(pair[key].astype(np.uint8), grid, "lung mask")
+                            lab = lung_demo.mask_image(pair[key], grid, "lung mask")
                             save_nifti_gz(lab, ex / f"{key}.nii.gz")
                         _write_csv(ex / "fixed_landmarks.csv", kp)
                         _write_csv(ex / "moving_landmarks.csv", moving_kp)
@@ -251,20 +222,10 @@ def generate(totalsegmentator: str, pyradiomics: str, output: str | Path, params
             (out / split / "baseline.json").write_text(
                 json.dumps({"pairs": baseline, "mean_std": summary}, indent=2) + "\n"
             )
-    manifest["versions"] = package_versions("numpy", "scipy", "torch", "nibabel", "itk")
-    return write_manifest(out, manifest, indent=1)
+    return lung_demo.finish_chest_ct_maker(out, manifest)
 
 
-def check(totalsegmentator: str, pyradiomics: str, output: str | Path, verbose: bool = True) -> bool:
-    """Regenerate into a temporary folder with the parameters in ``output/manifest.json``; compare the sha256s."""
-    return check_regeneration(
-        output, lambda tmp, params: generate(totalsegmentator, pyradiomics, tmp, params, verbose=False), verbose
-    )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line entry point (see the module docstring)."""
-    return chest_ct_maker_main(__doc__, Path(__file__).resolve().parents[1] / "data", generate, check, argv)
+check, main = lung_demo.chest_ct_entry_points(__doc__, Path(__file__).resolve().parents[1] / "data", generate)
 
 
 if __name__ == "__main__":

@@ -18,14 +18,12 @@ validation); ``case_020`` is excluded by default because DeepReg's demo found th
 
 from __future__ import annotations
 
-import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import fire
-import nibabel as nib
-import numpy as np
 
-CASE = re.compile(r"(case_\d+)_(insp|exp)\.nii(\.gz)?$")
+from monai_reg_ext.demo.learn2reg_lung import CASE, copy_lung_case, learn2reg_lung_folders, split_cases
 
 
 def _cases(scans: Path) -> list[str]:
@@ -40,21 +38,13 @@ def _cases(scans: Path) -> list[str]:
     return sorted(found)
 
 
-def _file(folder: Path, case: str, phase: str) -> Path:
-    for ext in (".nii.gz", ".nii"):
-        p = folder / f"{case}_{phase}{ext}"
-        if p.is_file():
-            return p
-    raise FileNotFoundError(f"missing {folder / (case + '_' + phase + '.nii.gz')} (expected a scan and a lung mask).")
-
-
 def prepare(
     source: str,
     output: str,
     test_cases: list[str] | None = None,
     val_cases: list[str] | None = None,
-    exclude: tuple[str, ...] = ("case_020",),
-    clip: tuple[float, float] | None = None,
+    exclude: Sequence[str] = ("case_020",),
+    clip: Sequence[float] | None = None,
     overwrite: bool = False,
 ) -> dict[str, int]:
     """Copy scans and lung masks into the paired layout; returns the number of cases per split.
@@ -64,34 +54,13 @@ def prepare(
         FileExistsError: when ``output`` holds files already and ``overwrite`` is False.
         ValueError: for a mask whose shape differs from its scan, or an unknown case in a split list.
     """
-    src, out = Path(source), Path(output)
-    scans, masks = src / "scans", src / "lungMasks"
-    for d in (scans, masks):
-        if not d.is_dir():
-            raise FileNotFoundError(f"--source: {d} does not exist (expected the unzipped Learn2Reg training folder).")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"--output: {out} is not empty; pass --overwrite to write into it.")
+    scans, masks, out = learn2reg_lung_folders(source, output, overwrite)
     cases = [c for c in _cases(scans) if c not in set(exclude)]
-    test = list(test_cases) if test_cases else cases[-2:]
-    val = list(val_cases) if val_cases else cases[-3:-2]
-    unknown = sorted(set(test + val) - set(cases))
-    if unknown:
-        raise ValueError(f"--test-cases/--val-cases: unknown cases {unknown}; found {cases}.")
     counts = {"train": 0, "val": 0, "test": 0}
-    for case in cases:
-        split = "test" if case in test else "val" if case in val else "train"
+    for case, split in split_cases(cases, test_cases, val_cases, n_val=1).items():
         for phase, role in (("insp", "fixed"), ("exp", "moving")):
-            img = nib.load(str(_file(scans, case, phase)))
-            lab = nib.load(str(_file(masks, case, phase)))
-            if img.shape != lab.shape:
-                raise ValueError(f"{case}_{phase}: mask shape {lab.shape} differs from the scan's {img.shape}.")
-            arr = np.asarray(img.dataobj, dtype=np.float32)
-            if clip is not None:
-                arr = np.clip(arr, float(clip[0]), float(clip[1]))
-            for sub, data in (("images", arr), ("labels", (np.asarray(lab.dataobj) > 0).astype(np.uint8))):
-                target = out / split / f"{role}_{sub}" / f"{case}.nii.gz"
-                target.parent.mkdir(parents=True, exist_ok=True)
-                nib.save(nib.Nifti1Image(data, img.affine), str(target))
+            images, labels = (out / split / f"{role}_{sub}" / f"{case}.nii.gz" for sub in ("images", "labels"))
+            copy_lung_case(scans, masks, case, phase, images, labels, clip)
         counts[split] += 1
     return counts
 

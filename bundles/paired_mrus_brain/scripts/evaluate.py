@@ -34,18 +34,15 @@ from monai_reg_ext import evaluation as ev
 from monai_reg_ext.bundle import load_bundle
 
 BUNDLE = Path(__file__).resolve().parents[1]
-EVAL_METRICS = {
-    "test_mean_tre_mm": ("network", "tre_mm"),
-    "test_mean_max_tre_mm": ("network", "tre_max_mm"),
-    "test_folding_fraction": ("network", "folding_fraction"),
-    "test_mean_dice_gm_in_us_cone": ("network", "dice_gm_fov"),
-    "test_mean_dice_wm_in_us_cone": ("network", "dice_wm_fov"),
-    "test_seconds_per_pair_cpu": ("network", "seconds"),
-    "no_registration_mean_tre_mm": ("none", "tre_mm"),
-    "no_registration_mean_max_tre_mm": ("none", "tre_max_mm"),
-    "no_registration_mean_dice_gm_in_us_cone": ("none", "dice_gm_fov"),
-    "no_registration_mean_dice_wm_in_us_cone": ("none", "dice_wm_fov"),
-}
+EVAL_METRICS = ev.eval_metrics_spec(
+    {
+        "tre_mm": "tre_mm",
+        "max_tre_mm": "tre_max_mm",
+        "dice_gm_in_us_cone": "dice_gm_fov",
+        "dice_wm_in_us_cone": "dice_wm_fov",
+    },
+    {"test_folding_fraction": "folding_fraction", "test_seconds_per_pair_cpu": "seconds"},
+)
 DIGITS = {k: 3 if "dice" in k else 2 for k in EVAL_METRICS}
 COLUMNS = [
     ev.Column("TRE (mm)", "tre_mm", 2),

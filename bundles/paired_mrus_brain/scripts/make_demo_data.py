@@ -35,7 +35,6 @@ Output layout (DeepReg "paired" layout; DDF convention in ``docs/conventions.md`
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,22 +44,8 @@ import torch
 from scipy import ndimage
 
 from monai_reg_ext import jacobian_determinant, warp_image
-from monai_reg_ext.demo.manifest import (
-    binary_dice,
-    check_grid_shape,
-    check_regeneration,
-    clear_outputs,
-    file_hashes,
-    folder_bytes,
-    mean_std,
-    merge_parameters,
-    nifti_image,
-    package_versions,
-    save_nifti_gz,
-    source_maker_parser,
-    write_json,
-)
-from monai_reg_ext.demo.mni_template import antialias, brain_mask, load_mni_template, sample_volumes, target_grid
+from monai_reg_ext.demo import manifest as mf
+from monai_reg_ext.demo import mni_template as mni
 from monai_reg_ext.demo.ultrasound import simulate_ultrasound
 from monai_reg_ext.metrics.landmark import sample_ddf
 from monai_reg_ext.spatial import random_smooth_ddf
@@ -76,6 +61,25 @@ __all__ = [
     "check",
     "main",
 ]
+
+#: The generated top-level folders of ``data`` (``manifest.json`` lists their files).
+OUTPUTS = ("train", "val", "test", "example")
+#: The images of a case: (key of the case, sub-folder, NIfTI description); only the test split has the labels,
+#: the field of view and the true DDF
+IMAGES = (
+    ("moving", "moving_images", "MNI152 2009a T1, random subject warp"),
+    ("fixed", "fixed_images", "simulated iUS after synthetic brain shift"),
+    ("moving_label", "moving_labels", "one-hot [GM, WM] (last axis)"),
+    ("fixed_label", "fixed_labels", "one-hot [GM, WM] after shift"),
+    ("fov", "fov", "ultrasound field of view"),
+)
+
+#: The description of the test pairs' ``baseline.json``
+BASELINE = (
+    "Test pairs (moving MR -> fixed US). no_registration: TRE (mm) of the landmarks with a zero DDF, Dice "
+    "of the hidden GM/WM masks inside the ultrasound field of view, |true shift| (mm) in the brain inside the "
+    "field of view and its maximum. true_ddf: TRE with the stored (int16-quantised) true DDF, the ceiling."
+)
 
 #: Generator parameters (recorded in manifest.json; ``--check`` regenerates with the recorded ones).
 DEFAULTS = {
@@ -138,7 +142,9 @@ def template_landmarks(
         + j[0, 2] * (j[0, 1] * j[1, 2] - j[1, 1] * j[0, 2])
     )
     response = det - 0.005 * (j[0, 0] + j[1, 1] + j[2, 2]) ** 3
-    inside = ndimage.binary_erosion(ndimage.binary_fill_holes(brain_mask(volumes)), iterations=int(round(6 / sp.min())))
+    inside = ndimage.binary_erosion(
+        ndimage.binary_fill_holes(mni.brain_mask(volumes)), iterations=int(round(6 / sp.min()))
+    )
     peaks = (response == ndimage.maximum_filter(response, size=5)) & inside & (response > 0)
     idx = np.argwhere(peaks)
     order = np.argsort(-response[peaks], kind="stable")
@@ -254,7 +260,7 @@ def _make_case(seed: int, smoothed, tgt_affine, src_affine, landmarks_world, p: 
     rng = np.random.default_rng([seed, 11])
     # pre-operative subject: template under a random smooth diffeomorphism s (pull, voxels)
     s = random_smooth_ddf(shape, p["subject_max_displacement"], p["subject_smoothness"], seed=seed, dtype=torch.float64)
-    pre = sample_volumes(smoothed, tgt_affine, src_affine, shape, s[0].numpy())
+    pre = mni.sample_volumes(smoothed, tgt_affine, src_affine, shape, s[0].numpy())
     t1 = np.clip(pre["t1"], 0.0, 1.0)
     sigma = p["mr_noise_std"]
     mr = np.sqrt((t1 + sigma * rng.standard_normal(shape)) ** 2 + (sigma * rng.standard_normal(shape)) ** 2)
@@ -271,7 +277,7 @@ def _make_case(seed: int, smoothed, tgt_affine, src_affine, landmarks_world, p: 
     d = torch.from_numpy(brain_shift_ddf(grid, centre, u, sp, amp, rad, dep))[None]
     # intra-operative tissue: template at x + d(x) + s(x + d(x))
     total = d + warp_image(s, d, mode="bilinear", padding_mode="border")
-    intra = sample_volumes(smoothed, tgt_affine, src_affine, shape, total[0].numpy())
+    intra = mni.sample_volumes(smoothed, tgt_affine, src_affine, shape, total[0].numpy())
     texture = 1.0 + p["texture"] * np.tanh(_smooth_noise(rng, shape, 1.0))
     echo = echogenicity(intra, p["echogenicity"], texture)
     probe = centre + (3.0 / sp) * u  # 3 mm above the brain surface, in the opening
@@ -354,29 +360,22 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
         params: overrides of :data:`DEFAULTS`.
         verbose: print progress and the baseline.
     """
-    p = merge_parameters(DEFAULTS, params)
-    p["shape"] = check_grid_shape(p["shape"])
-    if p["n_test"] < 1 or p["n_train"] < 1 or p["n_val"] < 0:
-        raise ValueError(
-            f"need n_train >= 1, n_val >= 0, n_test >= 1; got {p['n_train']}, {p['n_val']}, {p['n_test']}."
-        )
-    say = print if verbose else (lambda *a, **k: None)
-    torch.use_deterministic_algorithms(True)
+    p, say = mf.start_split_maker(DEFAULTS, params, {"train": 1, "val": 0, "test": 1}, verbose)
 
-    volumes, src_affine, src_hashes, where = load_mni_template(source)
+    volumes, src_affine, src_hashes, where = mni.load_mni_template(source)
     say(f"source: {where}, shape {volumes['t1'].shape}")
     shape = tuple(p["shape"])
     sp = float(p["spacing"])
-    tgt_affine, margins = target_grid(volumes, src_affine, shape, sp)
-    volumes["icv"] = ndimage.binary_fill_holes(brain_mask(volumes)).astype(np.float64)
-    smoothed = antialias(volumes, src_affine, sp)
+    tgt_affine, margins = mni.target_grid(volumes, src_affine, shape, sp)
+    volumes["icv"] = ndimage.binary_fill_holes(mni.brain_mask(volumes)).astype(np.float64)
+    smoothed = mni.antialias(volumes, src_affine, sp)
     landmarks_world = template_landmarks(
         volumes, src_affine, int(p["landmark_candidates"]), float(p["landmark_separation_mm"])
     )
     say(f"grid {shape} at {sp} mm; {len(landmarks_world)} template landmark candidates")
 
     out = Path(output)
-    clear_outputs(out, ("train", "val", "test", "example", "manifest.json"))
+    mf.clear_outputs(out, (*OUTPUTS, "manifest.json"))
 
     cases_info: dict[str, list] = {}
     pairs, baseline_pairs = [], []
@@ -387,35 +386,19 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
             case = _make_case(int(p[f"seed_{split}"]) + k, smoothed, tgt_affine, src_affine, landmarks_world, p)
             name = f"case_{k:03d}"
             folder = out / split
-            save_nifti_gz(
-                nifti_image(case["moving"], tgt_affine, "MNI152 2009a T1, random subject warp"),
-                folder / "moving_images" / f"{name}.nii.gz",
-            )
-            save_nifti_gz(
-                nifti_image(case["fixed"], tgt_affine, "simulated iUS after synthetic brain shift"),
-                folder / "fixed_images" / f"{name}.nii.gz",
-            )
+            for key, sub, descrip in IMAGES:
+                if split == "test" or sub.endswith("_images"):
+                    mf.save_nifti_gz(mf.nifti_image(case[key], tgt_affine, descrip), folder / sub / f"{name}.nii.gz")
             if split in ("val", "test"):
                 _save_points(case["moving_landmarks"], tgt_affine, folder / "moving_landmarks" / f"{name}.json")
                 _save_points(case["fixed_landmarks"], tgt_affine, folder / "fixed_landmarks" / f"{name}.json")
             if split == "test":
-                save_nifti_gz(
-                    nifti_image(case["moving_label"], tgt_affine, "one-hot [GM, WM] (last axis)"),
-                    folder / "moving_labels" / f"{name}.nii.gz",
-                )
-                save_nifti_gz(
-                    nifti_image(case["fixed_label"], tgt_affine, "one-hot [GM, WM] after shift"),
-                    folder / "fixed_labels" / f"{name}.nii.gz",
-                )
-                save_nifti_gz(
-                    nifti_image(case["fov"], tgt_affine, "ultrasound field of view"), folder / "fov" / f"{name}.nii.gz"
-                )
                 q = torch.round(case["ddf"] / p["ddf_scale"])
-                ddf_img = nifti_image(
+                ddf_img = mf.nifti_image(
                     q[0].permute(1, 2, 3, 0).numpy().astype(np.int16), tgt_affine, "voxel DDF, pull, ch k=axis k"
                 )
                 ddf_img.header.set_slope_inter(p["ddf_scale"], 0.0)
-                save_nifti_gz(ddf_img, folder / "true_ddf" / f"{name}.nii.gz")
+                mf.save_nifti_gz(ddf_img, folder / "true_ddf" / f"{name}.nii.gz")
                 entry = {
                     "moving": f"moving_images/{name}.nii.gz",
                     "fixed": f"fixed_images/{name}.nii.gz",
@@ -442,8 +425,8 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
                         "no_registration": {
                             "tre_mm": round(float(before.mean()), 4),
                             "tre_max_mm": round(float(before.max()), 4),
-                            "dice_gm_fov": round(binary_dice(ml[..., 0] & fov, fl[..., 0] & fov), 4),
-                            "dice_wm_fov": round(binary_dice(ml[..., 1] & fov, fl[..., 1] & fov), 4),
+                            "dice_gm_fov": round(mf.binary_dice(ml[..., 0] & fov, fl[..., 0] & fov), 4),
+                            "dice_wm_fov": round(mf.binary_dice(ml[..., 1] & fov, fl[..., 1] & fov), 4),
                             "mean_shift_mm_in_fov_brain": round(float(mm[brain_fov].mean()), 4),
                             "max_shift_mm": round(float(mm.max()), 4),
                         },
@@ -456,75 +439,30 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
                 )
             cases_info[split].append({"file": f"{name}.nii.gz", **case["info"]})
             say(f"  {split}/{name}: {case['info']}")
-    write_json(out / "test" / "pairs.json", pairs)
-    summary = {
-        kind: {k: mean_std([b[kind][k] for b in baseline_pairs]) for k in baseline_pairs[0][kind]}
-        for kind in ("no_registration", "true_ddf")
-    }
-    baseline = {
-        "description": (
-            "Test pairs (moving MR -> fixed US). no_registration: TRE (mm) of the landmarks with a zero DDF, Dice "
-            "of the hidden GM/WM masks inside the ultrasound field of view, |true shift| (mm) in the brain inside the "
-            "field of view and its maximum. true_ddf: TRE with the stored (int16-quantised) true DDF, the ceiling."
-        ),
-        "summary": summary,
-        "pairs": baseline_pairs,
-    }
-    write_json(out / "test" / "baseline.json", baseline)
-
-    first = pairs[0]
-    (out / "example").mkdir(parents=True, exist_ok=True)
-    for dst, key, ext in (
-        ("moving", "moving", ".nii.gz"),
-        ("fixed", "fixed", ".nii.gz"),
-        ("moving_landmarks", "moving_landmarks", ".json"),
-        ("fixed_landmarks", "fixed_landmarks", ".json"),
-    ):
-        shutil.copyfile(out / "test" / first[key], out / "example" / f"{dst}{ext}")
-
-    files = file_hashes(out, lambda rel: rel.parts[0] in ("train", "val", "test", "example"))
+    summary = mf.write_test_pairs(out / "test", pairs, baseline_pairs, ("no_registration", "true_ddf"), BASELINE)
+    mf.copy_example(out / "test", pairs[0], ("moving", "fixed", "moving_landmarks", "fixed_landmarks"), out / "example")
     manifest = {
-        "generator": "bundles/paired_mrus_brain/scripts/make_demo_data.py",
-        "source": {"description": "MNI ICBM152 2009a symmetric (nilearn), T1 + GM + WM", "sha256": src_hashes},
-        "parameters": p,
-        "grid": {"shape": list(shape), "affine": tgt_affine.tolist(), "brain_margins": margins},
+        **mni.template_manifest(
+            "bundles/paired_mrus_brain/scripts/make_demo_data.py", src_hashes, p, tgt_affine, margins
+        ),
         "template_landmarks_mm": np.round(landmarks_world, 3).tolist(),
         "cases": cases_info,
-        "versions": package_versions("numpy", "scipy", "torch", "nibabel"),
-        "files": files,
     }
-    write_json(out / "manifest.json", manifest)
-    say("baseline (mean +- std over test pairs):")
-    for kind, vals in summary.items():
-        say(f"  {kind}: " + ", ".join(f"{k} {v['mean']:.4f} +- {v['std']:.4f}" for k, v in vals.items()))
-    say(f"wrote {len(files)} files to {out} ({folder_bytes(out) / 1e6:.2f} MB)")
-    return manifest
+    return mf.finish_maker(out, manifest, OUTPUTS, ("numpy", "scipy", "torch", "nibabel"), say, summary)
 
 
 def check(source: str | None, output: str | Path, verbose: bool = True) -> bool:
-    """Regenerate into a temporary folder with the parameters in ``output/manifest.json``; compare the sha256s.
-
-    Returns:
-        True when every file listed in the manifest is reproduced byte for byte (and no file is missing or extra).
-    """
-    return check_regeneration(output, lambda tmp, params: generate(source, tmp, params, verbose=False), verbose)
+    """True when :func:`generate` with the parameters of ``output/manifest.json`` gives every listed file again."""
+    return mf.check_source_regeneration(generate, source, output, verbose)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point (see the module docstring)."""
+    keys = ("n_train", "n_val", "n_test", "seed_train", "seed_val", "seed_test")
+    options = {"shape": "grid size in voxels", "spacing": "voxel size in mm", **dict.fromkeys(keys)}
+    source_help = "nilearn wheel, 'nilearn' (installed) or folder with the files"
     default_out = Path(__file__).resolve().parents[1] / "data"
-    ap = source_maker_parser(__doc__, default_out, "nilearn wheel, 'nilearn' (installed) or folder with the files")
-    ap.add_argument("--shape", type=int, nargs=3, default=DEFAULTS["shape"], help="grid size in voxels")
-    ap.add_argument("--spacing", type=float, default=DEFAULTS["spacing"], help="voxel size in mm")
-    for key in ("n_train", "n_val", "n_test", "seed_train", "seed_val", "seed_test"):
-        ap.add_argument(f"--{key.replace('_', '-')}", type=int, default=DEFAULTS[key])
-    args = ap.parse_args(argv)
-    if args.check:
-        return 0 if check(args.source, args.output, verbose=not args.quiet) else 1
-    params = {k: getattr(args, k) for k in ("n_train", "n_val", "n_test", "seed_train", "seed_val", "seed_test")}
-    params["shape"], params["spacing"] = list(args.shape), args.spacing
-    generate(args.source, args.output, params, verbose=not args.quiet)
-    return 0
+    return mf.source_maker_main(__doc__, default_out, source_help, generate, check, DEFAULTS, options, argv=argv)
 
 
 if __name__ == "__main__":

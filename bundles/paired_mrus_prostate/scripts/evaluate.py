@@ -25,6 +25,7 @@ import torch
 
 from monai_reg_ext import evaluation as ev
 from monai_reg_ext.bundle import load_bundle
+from monai_reg_ext.evaluation.script import print_eval_metrics, publish_against_no_registration
 
 BUNDLE = Path(__file__).resolve().parents[1]
 EVAL_METRICS = ev.eval_metrics_spec(
@@ -110,13 +111,10 @@ def evaluate(
         "device": device,
         **ev.results_by_method(rows),
     }
-    summary = results["summary"]
-    table = ev.markdown_table(summary, COLUMNS, {"none": "no registration", "network": "this network"}, "", 4)
-    md = f"Held-out pairs: {len(loaded)} (parts 9-10), mean ± std over pairs.\n\n{table}\n"
-    md += f"Network part alone: {ev.format_stat(summary['network']['network_seconds'], 3)} s per pair.\n"
-    metadata = root / "configs" / "metadata.json" if update_metadata else None
-    ev.publish(out, results, ev.select_eval_metrics(summary, EVAL_METRICS), metadata=metadata, markdown=md)
-    return results
+    heading = f"Held-out pairs: {len(loaded)} (parts 9-10), mean ± std over pairs."
+    seconds = ev.format_stat(results["summary"]["network"]["network_seconds"], 3)
+    footer = f"\nNetwork part alone: {seconds} s per pair.\n"
+    return publish_against_no_registration(root, out, results, COLUMNS, EVAL_METRICS, heading, update_metadata, footer)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -124,9 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = ev.script_parser(__doc__, BUNDLE)
     ap.add_argument("--pairs", default=None, help="pairs JSON (default <bundle>/data/test_pairs.json)")
     args = ev.parse_script_args(ap, argv)
-    res = evaluate(args.bundle, args.pairs, args.output, args.weights, args.device, args.update_metadata)
-    print("eval_metrics", res["eval_metrics"])
-    return 0
+    return print_eval_metrics(
+        evaluate(args.bundle, args.pairs, args.output, args.weights, args.device, args.update_metadata)
+    )
 
 
 if __name__ == "__main__":

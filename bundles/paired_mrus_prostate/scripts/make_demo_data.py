@@ -34,24 +34,15 @@ Output layout (DeepReg's paired layout after its ``demo_data.py`` split into 11 
 from __future__ import annotations
 
 import json
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from monai_reg_ext.demo.manifest import (
-    check_regeneration,
-    file_hashes,
-    nifti_image,
-    save_nifti_gz,
-    synthetic_maker_main,
-    write_json,
-)
-from monai_reg_ext.demo.ultrasound import simulate_ultrasound
+from monai_reg_ext.demo.manifest import nifti_image, save_nifti_gz, synthetic_entry_points, write_synthetic_manifest
+from monai_reg_ext.demo.prostate import ProstateRegion, logistic, render_trus
 
 __all__ = ["DEFAULTS", "Case", "random_case", "render_case", "generate", "check", "main"]
 
@@ -92,33 +83,17 @@ def _world_points(shape: Sequence[int], affine: np.ndarray) -> np.ndarray:
     return np.stack([affine[k, k] * idx[k] + affine[k, 3] for k in range(3)])  # (3, *shape)
 
 
-def _sig(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
-
-
-class Case:
+class Case(ProstateRegion):
     """A random analytic pelvis and its probe deformation; every method takes world points ``(3, ...)`` in mm."""
 
     def __init__(self, rng: np.random.Generator, params: dict):
         u = rng.uniform
         self.c = np.array([u(-2, 2), u(0, 4), u(-3, 3)])
         self.r = np.array([u(15, 19), u(11, 14), u(13, 17)])  # lateral, antero-posterior, cranio-caudal
-        a = math.radians(u(-10, 10))
-        self.rot = np.array([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1]])
-        self.shape_coef = u(-0.08, 0.08, size=4)
-        self.shape_phase = u(0, 2 * math.pi, size=4)
-        self.tz_c = self.c + np.array([0, 0.25 * self.r[1], 0.15 * self.r[2]])
-        self.tz_r = self.r * np.array([u(0.5, 0.65), u(0.5, 0.6), u(0.5, 0.65)])
-        self.ure_xy = self.c[:2] + np.array([0, 0.2 * self.r[1]])
-        self.bladder_c = self.c + np.array([0, 4.0, self.r[2] + u(9, 13)])
-        self.bladder_r = np.array([u(18, 24), u(14, 18), u(10, 13)])
+        self.draw_gland(u, 10, 0.08, ((0.5, 0.65), (0.5, 0.6), (0.5, 0.65)))
         self.rectum_xy = np.array([self.c[0], self.c[1] - self.r[1] - u(9, 11)])
         self.rectum_r = u(8, 10)
-        n_calc = int(rng.integers(1, 4))
-        dirs = rng.normal(size=(n_calc, 3))
-        dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
-        self.calc = self.tz_c + dirs * self.tz_r * u(0.8, 1.0, size=(n_calc, 1))  # at the TZ/PZ border
-        self.calc_r = u(1.0, 1.6, size=n_calc)
+        self.draw_calcifications(rng, (1, 4), (1.0, 1.6))  # at the TZ/PZ border
         # deformation: probe push (anterior, decaying from the rectum), random RBF field, rigid misalignment
         self.push = u(*params["probe_push_mm"])
         self.push_sigma = u(12, 16)
@@ -131,51 +106,23 @@ class Case:
         self.rigid_t = rng.uniform(-1, 1, size=3) * float(params["rigid_shift_mm"])
         self.texture_seed = int(rng.integers(2**31))
 
-    # ------------------------------------------------------------------ anatomy
-    def gland_rho(self, p: np.ndarray) -> np.ndarray:
-        """Normalised radius of the (perturbed) gland ellipsoid: < 1 inside."""
-        q = np.tensordot(self.rot.T, p - self.c.reshape(3, *([1] * (p.ndim - 1))), axes=1)
-        q = q / self.r.reshape(3, *([1] * (p.ndim - 1)))
-        rho = np.sqrt((q**2).sum(0))
-        theta = np.arctan2(q[1], q[0])
-        cz = q[2] / np.maximum(rho, 1e-6)
-        k, ph = self.shape_coef, self.shape_phase
-        pert = k[0] * np.cos(2 * theta + ph[0]) + k[1] * np.cos(3 * theta + ph[1]) + k[2] * cz + k[3] * cz**2
-        flat = np.where(q[1] < 0, 0.12 * np.clip(-q[1], 0, 1) ** 2, 0.0)  # flatter posterior surface
-        return rho * (1 + flat) / (1 + pert)
-
     def tissues(self, p: np.ndarray) -> dict[str, np.ndarray]:
         """Soft tissue memberships in ``[0, 1]`` at world points ``p`` ``(3, ...)``."""
-        bc = (1,) * (p.ndim - 1)
-        w = 0.5  # edge width (mm)
-        rho = self.gland_rho(p)
-        gland = _sig((1 - rho) * self.r.min() / w)
-        capsule = np.exp(-(((rho - 1) * self.r.min() / 0.9) ** 2))
-        tz_rho = np.sqrt((((p - self.tz_c.reshape(3, *bc)) / self.tz_r.reshape(3, *bc)) ** 2).sum(0))
-        tz = _sig((1 - tz_rho) * self.tz_r.min() / w) * gland
         d_ure = np.sqrt((p[0] - self.ure_xy[0]) ** 2 + (p[1] - self.ure_xy[1]) ** 2)
-        ure = _sig((1.6 - d_ure) / w) * _sig((self.r[2] * 1.1 - np.abs(p[2] - self.c[2])) / w)
-        b_rho = np.sqrt((((p - self.bladder_c.reshape(3, *bc)) / self.bladder_r.reshape(3, *bc)) ** 2).sum(0))
-        bladder = _sig((1 - b_rho) * self.bladder_r.min() / w) * (1 - gland)
         d_rec = np.sqrt((p[0] - self.rectum_xy[0]) ** 2 + (p[1] - self.rectum_xy[1]) ** 2)
-        lumen = _sig((self.rectum_r - 2.5 - d_rec) / w)
-        rect_wall = _sig((self.rectum_r - d_rec) / w) - lumen
-        fat = _sig((1.35 - rho) * self.r.min() / w) * (1 - gland) * (1 - bladder) * (1 - lumen - rect_wall)
-        calc = np.zeros_like(rho)
-        for c, r in zip(self.calc, self.calc_r):
-            d = np.sqrt(((p - c.reshape(3, *bc)) ** 2).sum(0))
-            calc = np.maximum(calc, _sig((r - d) / 0.3))
+        m = self.memberships(p, 0.5, 0.9, d_ure, d_rec)
+        ure = m["urethra"] * logistic((self.r[2] * 1.1 - np.abs(p[2] - self.c[2])) / 0.5)
         return {
-            "gland": gland,
-            "tz": tz,
-            "pz": gland - tz,
-            "capsule": capsule,
-            "urethra": ure * gland,
-            "bladder": bladder,
-            "lumen": lumen,
-            "rect_wall": rect_wall,
-            "fat": np.clip(fat, 0, 1),
-            "calc": calc,
+            "gland": m["gland"],
+            "tz": m["tz"],
+            "pz": m["gland"] - m["tz"],
+            "capsule": m["capsule"],
+            "urethra": ure * m["gland"],
+            "bladder": m["bladder"],
+            "lumen": m["lumen"],
+            "rect_wall": m["wall"],
+            "fat": m["fat"],
+            "calc": m["calc"],
         }
 
     def displacement(self, y: np.ndarray) -> np.ndarray:
@@ -279,18 +226,8 @@ def render_case(case: Case, params: dict, seed: int) -> dict[str, np.ndarray]:
     echo = np.clip(echo * (1 - t["calc"]) + 3.0 * t["calc"], 0, None)
     sp_f = ext / (np.asarray(params["fixed_shape"]) - 1)
     probe_vox = (case.probe - f_aff[:3, 3]) / sp_f  # the probe sits in the (fixed-space) rectum
-    us, _ = simulate_ultrasound(
-        echo,
-        spacing=sp_f,
-        probe_origin=probe_vox,
-        probe_direction=np.array([0.0, 1.0, 0.15]) / sp_f,
-        fan_angle_deg=130.0,
-        attenuation_db_per_mm=0.03,
-        speckle_size_mm=1.5,
-        boundary_strength=1.0,
-        shadow_strength=0.4,
-        seed=seed,
-    )
+    direction = np.array([0.0, 1.0, 0.15]) / sp_f
+    us, _ = render_trus(echo, sp_f, probe_vox, direction, 130.0, seed)
     f_label = np.stack([t["gland"] >= 0.5, t["tz"] >= 0.5], axis=-1)
     lm_m = case.landmarks()
     lm_f = case.inverse_points(lm_m)
@@ -377,26 +314,18 @@ def generate(output: str | Path, params: dict | None = None, verbose: bool = Tru
             tre0 = np.linalg.norm(r["moving_landmarks"] - r["fixed_landmarks"], axis=1).mean()
             print(f"{part}/{name}: no-registration TRE {tre0:.2f} mm, {len(r['moving_landmarks'])} landmarks")
     (out / "test_pairs.json").write_text(json.dumps(test_pairs, indent=2) + "\n")
-    manifest = {
-        "generator": "bundles/paired_mrus_prostate/scripts/make_demo_data.py",
-        "synthetic": True,
-        "parameters": params,
-        "versions": {"numpy": np.__version__, "nibabel": nib.__version__},
-        "files": file_hashes(out, lambda rel: rel.name == "test_pairs.json" or rel.parts[0].startswith("part")),
-    }
-    write_json(out / "manifest.json", manifest, indent=2)
-    return manifest
+    return write_synthetic_manifest(
+        out,
+        "bundles/paired_mrus_prostate/scripts/make_demo_data.py",
+        params,
+        ("numpy", "nibabel"),
+        lambda rel: rel.name == "test_pairs.json" or rel.parts[0].startswith("part"),
+    )
 
 
-def check(output: str | Path, verbose: bool = True) -> bool:
-    """Regenerate into a temporary folder with the parameters in ``output/manifest.json``; compare the sha256s."""
-    return check_regeneration(output, lambda tmp, params: generate(tmp, params, verbose=False), verbose)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line entry point (see the module docstring)."""
-    default_out = Path(__file__).resolve().parents[1] / "data"
-    return synthetic_maker_main(__doc__, default_out, generate, check, DEFAULTS, ("seed", "cases_per_part"), argv)
+check, main = synthetic_entry_points(
+    __doc__, Path(__file__).resolve().parents[1] / "data", generate, DEFAULTS, ("seed", "cases_per_part")
+)
 
 
 if __name__ == "__main__":

@@ -38,8 +38,6 @@ import ast
 import gzip
 import hashlib
 import io
-import math
-import shutil
 import sys
 import tarfile
 import tempfile
@@ -51,22 +49,9 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from monai_reg_ext import dvf_to_ddf, jacobian_determinant
-from monai_reg_ext.demo.manifest import (
-    binary_dice,
-    check_grid_shape,
-    check_regeneration,
-    clear_outputs,
-    file_hashes,
-    folder_bytes,
-    merge_parameters,
-    nifti_image,
-    package_versions,
-    save_nifti_gz,
-    source_maker_parser,
-    write_json,
-)
-from monai_reg_ext.spatial import random_smooth_ddf
+from monai_reg_ext import jacobian_determinant
+from monai_reg_ext.demo import manifest as mf
+from monai_reg_ext.demo.deformation import coarse_random_field, random_velocity, scaled_velocity_ddf
 
 __all__ = [
     "DEFAULTS",
@@ -93,6 +78,9 @@ DICOM_DIR = "tests/reference_files/example_ct_dicom"
 #: The common label set: organs present in BOTH real scans (the DICOM slab has no kidney and no gallbladder).
 #: Names as in TotalSegmentator's ``class_map["total"]``; the ids are read from ``map_to_binary.py``.
 ORGANS = ("liver", "spleen", "stomach", "pancreas")
+
+#: The generated top-level folders of ``data`` (``manifest.json`` lists their files).
+OUTPUTS = ("train", "val", "test", "slab", "example")
 
 #: Generator parameters (recorded in manifest.json; ``--check`` regenerates with the recorded ones).
 DEFAULTS = {
@@ -287,33 +275,15 @@ def _to_uint8(hu: np.ndarray, window: Sequence[float]) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------------- deformation
-def random_velocity(shape: Sequence[int], smoothness: float, seed: int) -> torch.Tensor:
-    """Smooth random velocity field ``(1, 3, *shape)`` float64 with max norm 1 voxel.
-
-    Drawn on a grid padded by ``3 * smoothness`` voxels per side and cropped, so the faces are not over-weighted by
-    the replicate padding of :func:`monai_reg_ext.data.random_smooth_ddf`.
-    """
-    pad = int(math.ceil(3.0 * smoothness))
-    big = [int(n) + 2 * pad for n in shape]
-    v = random_smooth_ddf(big, 1.0, smoothness, seed=seed, diffeomorphic=False, dtype=torch.float64)
-    v = v[:, :, pad : pad + shape[0], pad : pad + shape[1], pad : pad + shape[2]]
-    return v / v.norm(dim=1).max()
-
-
 def subject_ddf(shape: Sequence[int], max_displacement: float, smoothness: float, seed: int) -> torch.Tensor:
-    """Diffeomorphic DDF ``(1, 3, *shape)`` float64 in voxels: ``dvf_to_ddf(s * v)``, max norm ``max_displacement``."""
-    v = random_velocity(shape, smoothness, seed)
-    s = float(max_displacement)
-    ddf = dvf_to_ddf(v * s)
-    s *= max_displacement / max(float(ddf.norm(dim=1).max()), 1e-12)
-    return dvf_to_ddf(v * s)
+    """Diffeomorphic DDF ``(1, 3, *shape)`` float64 in voxels: ``dvf_to_ddf(s * v)``, max norm ``max_displacement``
+    (:func:`monai_reg_ext.demo.deformation.scaled_velocity_ddf`)."""
+    return scaled_velocity_ddf(shape, max_displacement, smoothness, seed)[0]
 
 
 def _smooth_field(rng: np.random.Generator, shape) -> np.ndarray:
     """Smooth field with max |b| = 1: trilinear upsampling of a 4x4x4 normal grid, zero mean."""
-    coarse = torch.from_numpy(rng.standard_normal((1, 1, 4, 4, 4)))
-    b = torch.nn.functional.interpolate(coarse, size=tuple(shape), mode="trilinear", align_corners=True)[0, 0].numpy()
-    b = b - b.mean()
+    b = coarse_random_field(rng, shape)
     return b / max(np.abs(b).max(), 1e-12)
 
 
@@ -380,7 +350,9 @@ def _slab_pair(src: dict, p: dict) -> tuple[dict, dict, dict]:
         aff = _grid_affine(o, spacing)
         probs = _sample({"probs": src["probs_pre"]}, aff, src["ct_affine"], shape)["probs"]
         lab = _labels_from_probs(probs)
-        dices = [binary_dice(lab[..., k] > 0, fixed["label"][..., k] > 0, empty=float("nan")) for k in range(len(ids))]
+        dices = [
+            mf.binary_dice(lab[..., k] > 0, fixed["label"][..., k] > 0, empty=float("nan")) for k in range(len(ids))
+        ]
         d = float(np.nanmean(dices))
         if best is None or d > best[0] + 1e-9:
             best = (d, aff)
@@ -409,12 +381,7 @@ def generate(source: str | Path, output: str | Path, params: dict | None = None,
         params: overrides of :data:`DEFAULTS`.
         verbose: print progress.
     """
-    p = merge_parameters(DEFAULTS, params)
-    p["shape"] = check_grid_shape(p["shape"])
-    if p["n_test"] < 2 or p["n_train"] < 2 or p["n_val"] < 2:
-        raise ValueError(f"need n_train, n_val, n_test >= 2; got {p['n_train']}, {p['n_val']}, {p['n_test']}.")
-    say = print if verbose else (lambda *a, **k: None)
-    torch.use_deterministic_algorithms(True)
+    p, say = mf.start_split_maker(DEFAULTS, params, {"train": 2, "val": 2, "test": 2}, verbose)
 
     src = load_source(source)
     say(f"source: {src['where']}; organ ids {src['ids']}")
@@ -437,7 +404,7 @@ def generate(source: str | Path, output: str | Path, params: dict | None = None,
     say(f"main grid {p['shape']} at {spacing} mm, origin {tgt_affine[:3, 3].tolist()} mm")
 
     out = Path(output)
-    clear_outputs(out, ("train", "val", "test", "slab", "example", "manifest.json"))
+    mf.clear_outputs(out, (*OUTPUTS, "manifest.json"))
 
     subjects_info = {}
     for split in ("train", "val", "test"):
@@ -447,11 +414,11 @@ def generate(source: str | Path, output: str | Path, params: dict | None = None,
             subj = _make_subject(seed, src, tgt_affine, p)
             name = f"subject_{k:03d}.nii.gz"
             what = "real CT (TotalSegmentator example_ct)" if seed is None else "synthetic: real CT, random warp"
-            save_nifti_gz(
-                nifti_image(subj["image"], tgt_affine, f"{what}; HU window -200..300"), out / split / "images" / name
+            mf.save_nifti_gz(
+                mf.nifti_image(subj["image"], tgt_affine, f"{what}; HU window -200..300"), out / split / "images" / name
             )
-            save_nifti_gz(
-                nifti_image(subj["label"], tgt_affine, "one-hot liver,spleen,stomach,pancreas (model-made)"),
+            mf.save_nifti_gz(
+                mf.nifti_image(subj["label"], tgt_affine, "one-hot liver,spleen,stomach,pancreas (model-made)"),
                 out / split / "labels" / name,
             )
             subjects_info[split].append({"file": name, **subj["info"]})
@@ -469,29 +436,24 @@ def generate(source: str | Path, output: str | Path, params: dict | None = None,
         for j in range(n)
         if i != j
     ]
-    write_json(out / "test" / "pairs.json", pairs)
+    mf.write_json(out / "test" / "pairs.json", pairs)
 
     moving, fixed, slab_info = _slab_pair(src, p)
     for role, s in (("moving", moving), ("fixed", fixed)):
         who = "CT patient A (example_ct)" if role == "moving" else "CT patient B (example_ct_dicom)"
-        save_nifti_gz(
-            nifti_image(_to_uint8(s["hu"], p["window"]), s["affine"], f"real {who}; HU -200..300"),
+        mf.save_nifti_gz(
+            mf.nifti_image(_to_uint8(s["hu"], p["window"]), s["affine"], f"real {who}; HU -200..300"),
             out / "slab" / f"{role}.nii.gz",
         )
-        save_nifti_gz(
-            nifti_image(s["label"], s["affine"], "one-hot liver,spleen,stomach,pancreas (model-made)"),
+        mf.save_nifti_gz(
+            mf.nifti_image(s["label"], s["affine"], "one-hot liver,spleen,stomach,pancreas (model-made)"),
             out / "slab" / f"{role}_label.nii.gz",
         )
     slab_pairs = [{k: f"{k}.nii.gz" for k in ("moving", "fixed", "moving_label", "fixed_label")}]
-    write_json(out / "slab" / "pairs.json", slab_pairs)
+    mf.write_json(out / "slab" / "pairs.json", slab_pairs)
     say(f"slab pair: {slab_info['organ_voxels_fixed']}, pre-alignment mean Dice {slab_info['prealignment_mean_dice']}")
 
-    first = pairs[0]
-    (out / "example").mkdir(parents=True, exist_ok=True)
-    for dst in ("moving", "fixed", "moving_label", "fixed_label"):
-        shutil.copyfile(out / "test" / first[dst], out / "example" / f"{dst}.nii.gz")
-
-    files = file_hashes(out, lambda rel: rel.parts[0] in ("train", "val", "test", "slab", "example"))
+    mf.copy_example(out / "test", pairs[0], ("moving", "fixed", "moving_label", "fixed_label"), out / "example")
     manifest = {
         "generator": "bundles/unpaired_ct_abdomen/scripts/make_demo_data.py",
         "source": {
@@ -504,44 +466,21 @@ def generate(source: str | Path, output: str | Path, params: dict | None = None,
         "grid": {"shape": p["shape"], "affine": tgt_affine.tolist()},
         "subjects": subjects_info,
         "slab": slab_info,
-        "versions": package_versions("numpy", "scipy", "torch", "nibabel"),
-        "files": files,
     }
-    write_json(out / "manifest.json", manifest)
-    say(f"wrote {len(files)} files to {out} ({folder_bytes(out) / 1e6:.2f} MB)")
-    return manifest
+    return mf.finish_maker(out, manifest, OUTPUTS, ("numpy", "scipy", "torch", "nibabel"), say)
 
 
 def check(source: str | Path, output: str | Path, verbose: bool = True) -> bool:
-    """Regenerate into a temporary folder with the parameters in ``output/manifest.json``; compare the sha256s.
-
-    Returns:
-        True when every file listed in the manifest is reproduced byte for byte (and no file is missing or extra).
-    """
-    return check_regeneration(output, lambda tmp, params: generate(source, tmp, params, verbose=False), verbose)
+    """``--check``: regenerate from ``source`` with the recorded parameters; True when every file is the same."""
+    return mf.check_source_regeneration(generate, source, output, verbose)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point (see the module docstring)."""
+    options = {**dict.fromkeys(DEFAULTS), "shape": "grid size in voxels", "window": "HU window mapped to 0..255"}
+    source_help = "TotalSegmentator 2.18.0 sdist (.tar.gz) or its unpacked folder"
     default_out = Path(__file__).resolve().parents[1] / "data"
-    ap = source_maker_parser(
-        __doc__, default_out, "TotalSegmentator 2.18.0 sdist (.tar.gz) or its unpacked folder", source_required=True
-    )
-    ap.add_argument("--shape", type=int, nargs=3, default=DEFAULTS["shape"], help="grid size in voxels")
-    for key in ("spacing", "max_displacement", "smoothness", "hu_offset_max", "bias_max", "noise_max"):
-        ap.add_argument(f"--{key.replace('_', '-')}", type=float, default=DEFAULTS[key])
-    for key in ("n_train", "n_val", "n_test", "seed_train", "seed_val", "seed_test", "slab_slices"):
-        ap.add_argument(f"--{key.replace('_', '-')}", type=int, default=DEFAULTS[key])
-    ap.add_argument("--window", type=float, nargs=2, default=DEFAULTS["window"], help="HU window mapped to 0..255")
-    ap.add_argument("--hu-scale-range", type=float, nargs=2, default=DEFAULTS["hu_scale_range"])
-    args = ap.parse_args(argv)
-    if args.check:
-        return 0 if check(args.source, args.output, verbose=not args.quiet) else 1
-    params = {k: getattr(args, k) for k in DEFAULTS}
-    for key in ("shape", "window", "hu_scale_range"):
-        params[key] = list(params[key])
-    generate(args.source, args.output, params, verbose=not args.quiet)
-    return 0
+    return mf.source_maker_main(__doc__, default_out, source_help, generate, check, DEFAULTS, options, True, argv)
 
 
 if __name__ == "__main__":

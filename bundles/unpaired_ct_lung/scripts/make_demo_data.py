@@ -8,15 +8,7 @@ deformations (``monai_reg_ext.demo.chest_ct.smooth_random_field``, built on ``ra
 new patients. Lung masks come from thresholding (HU < -400, largest components). See
 ``bundles/unpaired_ct_lung/docs/data.md``.
 
-Usage (from the repository root)::
-
-    pip download --no-deps --no-binary :all: TotalSegmentator==2.18.0 -d downloads/ts_sdist
-    pip download --no-clean --no-deps --no-binary :all: pyradiomics==3.1.0 -d downloads/pyr  # fails to build, but
-    #   leaves the source in $TMPDIR/pip-download-*/pyradiomics_*/ : copy its data/ folder to downloads/pyradiomics_data
-    python bundles/unpaired_ct_lung/scripts/make_demo_data.py \\
-        --totalsegmentator downloads/ts_sdist/totalsegmentator-2.18.0.tar.gz \\
-        --pyradiomics downloads/pyradiomics_data --output bundles/unpaired_ct_lung/data
-    python bundles/unpaired_ct_lung/scripts/make_demo_data.py ... --check   # regenerate in a temp dir, compare sha256
+Usage: as :mod:`monai_reg_ext.demo.chest_ct_demo` says, with ``<bundle>`` = ``unpaired_ct_lung``.
 
 Output layout (DeepReg "unpaired" layout)::
 
@@ -30,37 +22,15 @@ Output layout (DeepReg "unpaired" layout)::
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
-import torch
 
-from monai_reg_ext.demo.chest_ct import (
-    grid_affine,
-    lung_centre,
-    lung_mask,
-    resample,
-    smooth_random_field,
-)
-from monai_reg_ext.demo.chest_ct_demo import (
-    HU_MAX,
-    HU_MIN,
-    chest_ct_maker_main,
-    ct_uint8_image,
-    load_chest_cts,
-)
-from monai_reg_ext.demo.manifest import (
-    binary_dice,
-    check_regeneration,
-    nifti_image,
-    package_versions,
-    save_nifti_gz,
-    write_manifest,
-)
+from monai_reg_ext.demo import chest_ct
+from monai_reg_ext.demo import chest_ct_demo as lung_demo
+from monai_reg_ext.demo.chest_ct_demo import HU_MAX, HU_MIN
+from monai_reg_ext.demo.manifest import binary_dice, copy_example, save_nifti_gz, write_json
 
 __all__ = ["DEFAULTS", "HU_MIN", "HU_MAX", "generate", "check", "main"]
 
@@ -78,33 +48,27 @@ DEFAULTS = {
 }
 
 
-def _nifti(arr: np.ndarray, affine: np.ndarray, descrip: str) -> nib.Nifti1Image:
-    return nifti_image(arr, affine, descrip, units=None)
-
-
 def _subject(hu, affine, centre, common, p: dict, seed: int | None) -> tuple[np.ndarray, np.ndarray, dict]:
     """The CT on the common grid (lung centre at the grid centre), optionally under a random smooth deformation."""
     shape = tuple(p["shape"])
-    grid = grid_affine(centre, shape, p["spacing"])
+    grid = chest_ct.grid_affine(centre, shape, p["spacing"])
     ddf, info = None, {}
     if seed is not None:
-        ddf = smooth_random_field(shape, p["max_displacement_mm"] / p["spacing"], p["smoothness"], seed)
+        ddf = chest_ct.smooth_random_field(shape, p["max_displacement_mm"] / p["spacing"], p["smoothness"], seed)
         info = {
             "seed": seed,
             "mean_displacement_mm": round(float(np.linalg.norm(ddf, axis=0).mean() * p["spacing"]), 2),
         }
-    img = np.clip(resample(hu, affine, grid, shape, ddf=ddf), HU_MIN, HU_MAX)
-    return img, lung_mask(img), info
+    img = np.clip(chest_ct.resample(hu, affine, grid, shape, ddf=ddf), HU_MIN, HU_MAX)
+    return img, chest_ct.lung_mask(img), info
 
 
 def generate(totalsegmentator: str, pyradiomics: str, output: str | Path, params: dict | None = None, verbose=True):
     """Write the demo data set to ``output``; returns the manifest (also written as ``output/manifest.json``)."""
-    p = {**DEFAULTS, **(params or {})}
+    p, cts, source_sha = lung_demo.start_chest_ct_maker(DEFAULTS, params, totalsegmentator, pyradiomics)
     out = Path(output)
-    torch.set_num_threads(1)
-    cts, source_sha = load_chest_cts(totalsegmentator, pyradiomics)
-    common = grid_affine([0.0, 0.0, 0.0], p["shape"], p["spacing"])
-    centres = {name: lung_centre(hu, aff)[0] for name, (hu, aff) in cts.items()}
+    common = chest_ct.grid_affine([0.0, 0.0, 0.0], p["shape"], p["spacing"])
+    centres = {name: chest_ct.lung_centre(hu, aff)[0] for name, (hu, aff) in cts.items()}
     manifest: dict = {
         "parameters": p,
         "sources": source_sha,
@@ -118,8 +82,8 @@ def generate(totalsegmentator: str, pyradiomics: str, output: str | Path, params
         hu, aff = cts[subject]
         img, lungs, info = _subject(hu, aff, centres[subject], common, p, seed)
         name = f"subject_{idx:03d}.nii.gz"
-        save_nifti_gz(ct_uint8_image(img, common)[0], out / split / "images" / name)
-        save_nifti_gz(_nifti(lungs.astype(np.uint8), common, "lung mask (HU < -400)"), out / split / "labels" / name)
+        save_nifti_gz(lung_demo.ct_uint8_image(img, common)[0], out / split / "images" / name)
+        save_nifti_gz(lung_demo.mask_image(lungs, common, "lung mask (HU < -400)"), out / split / "labels" / name)
         manifest["images"][f"{split}/{name}"] = {"patient": subject, "deformed": seed is not None, **info}
         if verbose:
             print(f"{split}/{name}: {subject} {info}", flush=True)
@@ -154,34 +118,15 @@ def generate(totalsegmentator: str, pyradiomics: str, output: str | Path, params
                 baseline.append(
                     {"pair": f"{mov}->{fix}", "dice_before": round(binary_dice(real[mov][1], real[fix][1]), 4)}
                 )
-    (out / "test" / "pairs.json").write_text(json.dumps(pairs, indent=2) + "\n")
+    write_json(out / "test" / "pairs.json", pairs)
     d = [b["dice_before"] for b in baseline]
-    (out / "test" / "baseline.json").write_text(
-        json.dumps(
-            {"pairs": baseline, "dice_before_mean_std": [round(float(np.mean(d)), 4), round(float(np.std(d)), 4)]},
-            indent=2,
-        )
-        + "\n"  # fmt: skip
-    )
-    first = pairs[0]
-    for key in ("moving", "fixed", "moving_label", "fixed_label"):
-        target = out / "example" / f"{key}.nii.gz"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes((out / "test" / first[key]).read_bytes())
-    manifest["versions"] = package_versions("numpy", "scipy", "torch", "nibabel", "itk")
-    return write_manifest(out, manifest, indent=1)
+    dice_before = [round(float(np.mean(d)), 4), round(float(np.std(d)), 4)]
+    write_json(out / "test" / "baseline.json", {"pairs": baseline, "dice_before_mean_std": dice_before})
+    copy_example(out / "test", pairs[0], ("moving", "fixed", "moving_label", "fixed_label"), out / "example")
+    return lung_demo.finish_chest_ct_maker(out, manifest)
 
 
-def check(totalsegmentator: str, pyradiomics: str, output: str | Path, verbose: bool = True) -> bool:
-    """Regenerate into a temporary folder with the parameters in ``output/manifest.json``; compare the sha256s."""
-    return check_regeneration(
-        output, lambda tmp, params: generate(totalsegmentator, pyradiomics, tmp, params, verbose=False), verbose
-    )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line entry point (see the module docstring)."""
-    return chest_ct_maker_main(__doc__, Path(__file__).resolve().parents[1] / "data", generate, check, argv)
+check, main = lung_demo.chest_ct_entry_points(__doc__, Path(__file__).resolve().parents[1] / "data", generate)
 
 
 if __name__ == "__main__":

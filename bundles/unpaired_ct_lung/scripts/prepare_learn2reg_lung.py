@@ -20,22 +20,9 @@ as float32, optionally clipped to an intensity window; masks as uint8. Split by 
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import fire
-import nibabel as nib
-import numpy as np
 
-CASE = re.compile(r"(case_\d+)_(insp|exp)\.nii(\.gz)?$")
-
-
-def _file(folder: Path, case: str, phase: str) -> Path:
-    for ext in (".nii.gz", ".nii"):
-        p = folder / f"{case}_{phase}{ext}"
-        if p.is_file():
-            return p
-    raise FileNotFoundError(f"missing {folder / (case + '_' + phase + '.nii.gz')} (expected a scan and a lung mask).")
+from monai_reg_ext.demo.learn2reg_lung import CASE, copy_lung_case, learn2reg_lung_folders, split_cases
 
 
 def prepare(
@@ -57,36 +44,17 @@ def prepare(
     """
     if phase not in ("insp", "exp"):
         raise ValueError(f"--phase: expected 'insp' or 'exp', got {phase!r}.")
-    src, out = Path(source), Path(output)
-    scans, masks = src / "scans", src / "lungMasks"
-    for d in (scans, masks):
-        if not d.is_dir():
-            raise FileNotFoundError(f"--source: {d} does not exist (expected the unzipped Learn2Reg training folder).")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"--output: {out} is not empty; pass --overwrite to write into it.")
+    scans, masks, out = learn2reg_lung_folders(source, output, overwrite)
     cases = sorted({m.group(1) for f in scans.iterdir() if (m := CASE.search(f.name)) and m.group(2) == phase})
     cases = [c for c in cases if c not in set(exclude)]
     if len(cases) < 2:
         raise FileNotFoundError(f"{scans}: found {len(cases)} '{phase}' scans; unpaired registration needs at least 2.")
-    test = list(test_cases) if test_cases else cases[-2:]
-    val = list(val_cases) if val_cases else cases[-4:-2]
-    unknown = sorted(set(test + val) - set(cases))
-    if unknown:
-        raise ValueError(f"--test-cases/--val-cases: unknown cases {unknown}; found {cases}.")
     counts = {"train": 0, "val": 0, "test": 0}
-    for case in cases:
-        split = "test" if case in test else "val" if case in val else "train"
-        img = nib.load(str(_file(scans, case, phase)))
-        lab = nib.load(str(_file(masks, case, phase)))
-        if img.shape != lab.shape:
-            raise ValueError(f"{case}_{phase}: mask shape {lab.shape} differs from the scan's {img.shape}.")
-        arr = np.asarray(img.dataobj, dtype=np.float32)
-        if clip is not None:
-            arr = np.clip(arr, float(clip[0]), float(clip[1]))
-        for sub, data in (("images", arr), ("labels", (np.asarray(lab.dataobj) > 0).astype(np.uint8))):
-            target = out / split / sub / f"{case}.nii.gz"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            nib.save(nib.Nifti1Image(data, img.affine), str(target))
+    for case, split in split_cases(cases, test_cases, val_cases, n_val=2).items():
+        folder = out / split
+        copy_lung_case(
+            scans, masks, case, phase, folder / "images" / f"{case}.nii.gz", folder / "labels" / f"{case}.nii.gz", clip
+        )
         counts[split] += 1
     return counts
 

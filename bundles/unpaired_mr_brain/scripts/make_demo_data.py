@@ -29,8 +29,6 @@ Output layout (DeepReg "unpaired" layout; DDF convention in ``docs/conventions.m
 
 from __future__ import annotations
 
-import math
-import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,23 +37,10 @@ import numpy as np
 import torch
 
 from monai_reg_ext import compose_ddf, ddf_voxel_to_mm, dvf_to_ddf, jacobian_determinant, warp_image
-from monai_reg_ext.demo.manifest import (
-    binary_dice,
-    check_grid_shape,
-    check_regeneration,
-    clear_outputs,
-    file_hashes,
-    folder_bytes,
-    mean_std,
-    merge_parameters,
-    nifti_image,
-    package_versions,
-    save_nifti_gz,
-    source_maker_parser,
-    write_json,
-)
-from monai_reg_ext.demo.mni_template import MNI_FILES, antialias, load_mni_template, sample_volumes, target_grid
-from monai_reg_ext.spatial import random_smooth_ddf
+from monai_reg_ext.demo import manifest as mf
+from monai_reg_ext.demo import mni_template as mni
+from monai_reg_ext.demo.deformation import coarse_random_field, random_velocity, scaled_velocity_ddf
+from monai_reg_ext.demo.mni_template import MNI_FILES, target_grid
 
 __all__ = [
     "DEFAULTS",
@@ -72,16 +57,14 @@ __all__ = [
 #: The three files read from nilearn (``nilearn/datasets/data/``).
 SOURCE_FILES = MNI_FILES
 
+#: The generated top-level folders of ``data`` (``manifest.json`` lists their files).
+OUTPUTS = ("train", "val", "test", "example")
+
 #: Generator parameters (recorded in manifest.json; ``--check`` regenerates with the recorded ones).
 DEFAULTS = {
     "shape": [64, 80, 64],  # voxels, divisible by 8
     "spacing": 2.5,  # mm, isotropic
-    "n_train": 16,
-    "n_val": 4,
-    "n_test": 4,
-    "seed_train": 1000,  # subject k of a split uses seed = seed_<split> + k
-    "seed_val": 2000,
-    "seed_test": 3000,
+    **mf.split_parameters((16, 4, 4), (1000, 2000, 3000)),  # subject k of a split uses seed = seed_<split> + k
     "max_displacement": 3.0,  # voxels: maximum displacement norm of each subject's field (7.5 mm)
     "smoothness": 7.0,  # voxels: Gaussian sigma of the random velocity field (17.5 mm)
     "inverse_iterations": 10,  # fixed-point polishing steps of each inverse
@@ -91,6 +74,14 @@ DEFAULTS = {
     "ddf_scale": 0.05,  # voxels per int16 step in true_ddf files (scl_slope): 0.125 mm, error <= 0.0625 mm
 }
 
+#: The description of the test pairs' ``baseline.json``
+BASELINE = (
+    "Test pairs (moving -> fixed). no_registration: Dice of the moving vs fixed label, |true displacement| "
+    "in mm inside the fixed brain (GM or WM), mean |moving - fixed| of the noise-free intensities [0, 1] in "
+    "the brain. true_ddf: the same after warping the moving label (bilinear on bg/GM/WM, argmax) and the "
+    "noise-free moving image with the stored true DDF (the ceiling of this protocol)."
+)
+
 
 # ----------------------------------------------------------------------------------------------------------- source
 def load_source(source: str | None) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, str], str]:
@@ -99,7 +90,7 @@ def load_source(source: str | None) -> tuple[dict[str, np.ndarray], np.ndarray, 
     Returns:
         ``(volumes, affine, sha256 of each source file, description)``; all three must share shape and affine.
     """
-    return load_mni_template(source, SOURCE_FILES)
+    return mni.load_mni_template(source, SOURCE_FILES)
 
 
 def _sample(
@@ -110,7 +101,7 @@ def _sample(
     Returns:
         dict of float64 arrays of ``shape``: ``t1`` and the label probabilities ``bg``, ``gm``, ``wm``.
     """
-    out = sample_volumes(smoothed, tgt_affine, src_affine, shape, ddf)
+    out = mni.sample_volumes(smoothed, tgt_affine, src_affine, shape, ddf)
     out["bg"] = np.clip(1.0 - out["gm"] - out["wm"], 0.0, 1.0)  # CSF and outside the brain
     return out
 
@@ -122,41 +113,19 @@ def _one_hot(probs: dict[str, np.ndarray]) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------------- deformation
-def random_velocity(shape: Sequence[int], smoothness: float, seed: int) -> torch.Tensor:
-    """Smooth random velocity field with max norm 1 voxel, free of border peaks.
-
-    ``random_smooth_ddf(..., diffeomorphic=False)`` smooths with replicate padding, which gives the voxels at the faces
-    and corners a much larger variance; normalising by the maximum norm then leaves the interior ~4-8x weaker than
-    asked. The field is therefore drawn on a grid padded by ``3 * smoothness`` voxels on every side, cropped back to
-    ``shape`` and normalised on the crop.
-
-    Returns:
-        ``(1, 3, *shape)`` float64, max norm 1 voxel.
-    """
-    pad = int(math.ceil(3.0 * smoothness))
-    big = [int(n) + 2 * pad for n in shape]
-    v = random_smooth_ddf(big, 1.0, smoothness, seed=seed, diffeomorphic=False, dtype=torch.float64)
-    v = v[:, :, pad : pad + shape[0], pad : pad + shape[1], pad : pad + shape[2]]
-    return v / v.norm(dim=1).max()
-
-
 def subject_deformation(shape: Sequence[int], max_displacement: float, smoothness: float, seed: int, iterations: int):
     """Diffeomorphic subject DDF ``d`` (max norm ``max_displacement`` voxels) and its inverse.
 
-    ``d = dvf_to_ddf(s * v)`` with ``v`` from :func:`random_velocity` and ``s`` set (one secant step) so that
-    ``max |d| = max_displacement``. Inverse: ``dvf_to_ddf(-s * v)`` polished by ``iterations`` fixed-point steps of
+    ``d = dvf_to_ddf(s * v)`` of :func:`monai_reg_ext.demo.deformation.scaled_velocity_ddf` (``max |d| =
+    max_displacement``). Inverse: ``dvf_to_ddf(-s * v)`` polished by ``iterations`` fixed-point steps of
     ``inv(x) = -d(x + inv(x))``, i.e. ``compose_ddf(first=d, second=inv) ~= 0`` and
     ``warp_image(warp_image(img, d), inv) ~= img``.
 
     Returns:
         ``(d, inv)``, each ``(1, 3, *shape)`` float64 in voxels.
     """
-    v = random_velocity(shape, smoothness, seed)
-    s = float(max_displacement)
-    ddf = dvf_to_ddf(v * s)
-    s *= max_displacement / max(float(ddf.norm(dim=1).max()), 1e-12)
-    ddf = dvf_to_ddf(v * s)
-    inv = dvf_to_ddf(-v * s)
+    ddf, velocity = scaled_velocity_ddf(shape, max_displacement, smoothness, seed)
+    inv = dvf_to_ddf(-velocity)
     for _ in range(iterations):
         inv = -warp_image(ddf, inv, mode="bilinear", padding_mode="border")
     return ddf, inv
@@ -164,9 +133,7 @@ def subject_deformation(shape: Sequence[int], max_displacement: float, smoothnes
 
 def _bias_field(rng: np.random.Generator, shape, amplitude: float) -> np.ndarray:
     """Smooth multiplicative field ``exp(a * b)``, ``b`` = trilinear upsampling of a 4x4x4 normal grid, max |b| = 1."""
-    coarse = torch.from_numpy(rng.standard_normal((1, 1, 4, 4, 4)))
-    b = torch.nn.functional.interpolate(coarse, size=tuple(shape), mode="trilinear", align_corners=True)[0, 0].numpy()
-    b = b - b.mean()
+    b = coarse_random_field(rng, shape)
     return np.exp(amplitude * b / max(np.abs(b).max(), 1e-12))
 
 
@@ -229,24 +196,17 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
         params: overrides of :data:`DEFAULTS`.
         verbose: print progress and the baseline.
     """
-    p = merge_parameters(DEFAULTS, params)
-    p["shape"] = check_grid_shape(p["shape"])
-    if p["n_test"] < 2 or p["n_train"] < 1 or p["n_val"] < 0:
-        raise ValueError(
-            f"need n_train >= 1, n_val >= 0, n_test >= 2; got {p['n_train']}, {p['n_val']}, {p['n_test']}."
-        )
-    say = print if verbose else (lambda *a, **k: None)
-    torch.use_deterministic_algorithms(True)
+    p, say = mf.start_split_maker(DEFAULTS, params, {"train": 1, "val": 0, "test": 2}, verbose)
 
     volumes, src_affine, src_hashes, where = load_source(source)
     say(f"source: {where}, shape {volumes['t1'].shape}")
     shape = tuple(p["shape"])
     tgt_affine, margins = target_grid(volumes, src_affine, shape, float(p["spacing"]))
     say(f"grid {shape} at {p['spacing']} mm, origin {tgt_affine[:3, 3].tolist()} mm, brain margins {margins}")
-    smoothed = antialias(volumes, src_affine, float(p["spacing"]))
+    smoothed = mni.antialias(volumes, src_affine, float(p["spacing"]))
 
     out = Path(output)
-    clear_outputs(out, ("train", "val", "test", "example", "manifest.json"))
+    mf.clear_outputs(out, (*OUTPUTS, "manifest.json"))
 
     subjects_info, test_subjects = {}, []
     for split in ("train", "val", "test"):
@@ -254,12 +214,12 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
         for k in range(int(p[f"n_{split}"])):
             subj = _make_subject(int(p[f"seed_{split}"]) + k, smoothed, tgt_affine, src_affine, p)
             name = f"subject_{k:03d}.nii.gz"
-            save_nifti_gz(
-                nifti_image(subj["image"], tgt_affine, "synthetic subject: MNI152 2009a T1, random warp"),
+            mf.save_nifti_gz(
+                mf.nifti_image(subj["image"], tgt_affine, "synthetic subject: MNI152 2009a T1, random warp"),
                 out / split / "images" / name,
             )
-            save_nifti_gz(
-                nifti_image(subj["label"], tgt_affine, "one-hot labels [GM, WM] (last axis)"),
+            mf.save_nifti_gz(
+                mf.nifti_image(subj["label"], tgt_affine, "one-hot labels [GM, WM] (last axis)"),
                 out / split / "labels" / name,
             )
             subjects_info[split].append({"file": name, **subj["info"]})
@@ -278,12 +238,12 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
         q = torch.round(true / p["ddf_scale"])
         if float(q.abs().max()) > 32767:
             raise ValueError(f"pair {idx}: displacement {float(true.abs().max())} voxels overflows int16 at ddf_scale.")
-        ddf_img = nifti_image(
+        ddf_img = mf.nifti_image(
             q[0].permute(1, 2, 3, 0).numpy().astype(np.int16), tgt_affine, "voxel DDF, pull, ch k=axis k"
         )
         ddf_img.header.set_slope_inter(p["ddf_scale"], 0.0)
         ddf_name = f"true_ddf/pair_{idx:02d}.nii.gz"
-        save_nifti_gz(ddf_img, out / "test" / ddf_name)
+        mf.save_nifti_gz(ddf_img, out / "test" / ddf_name)
         stored = q * p["ddf_scale"]
         entry = {
             "moving": f"images/subject_{i:03d}.nii.gz",
@@ -303,93 +263,48 @@ def generate(source: str | None, output: str | Path, params: dict | None = None,
                 "pair": idx,
                 **{k: entry[k] for k in ("moving", "fixed", "ddf")},
                 "no_registration": {
-                    "dice_gm": round(binary_dice(mov["label"][..., 0] > 0, fix["label"][..., 0] > 0), 4),
-                    "dice_wm": round(binary_dice(mov["label"][..., 1] > 0, fix["label"][..., 1] > 0), 4),
+                    "dice_gm": round(mf.binary_dice(mov["label"][..., 0] > 0, fix["label"][..., 0] > 0), 4),
+                    "dice_wm": round(mf.binary_dice(mov["label"][..., 1] > 0, fix["label"][..., 1] > 0), 4),
                     "mean_disp_mm_in_brain": round(float(mm[brain].mean()), 4),
                     "max_disp_mm_in_brain": round(float(mm[brain].max()), 4),
                     "clean_image_mae": round(float(np.abs(mov["clean"] - fix["clean"])[brain].mean()), 4),
                     "true_ddf_jacobian_min": round(float(jacobian_determinant(stored).min()), 4),
                 },
                 "true_ddf": {
-                    "dice_gm": round(binary_dice(warped_label[..., 0] > 0, fix["label"][..., 0] > 0), 4),
-                    "dice_wm": round(binary_dice(warped_label[..., 1] > 0, fix["label"][..., 1] > 0), 4),
+                    "dice_gm": round(mf.binary_dice(warped_label[..., 0] > 0, fix["label"][..., 0] > 0), 4),
+                    "dice_wm": round(mf.binary_dice(warped_label[..., 1] > 0, fix["label"][..., 1] > 0), 4),
                     "clean_image_mae": round(float(np.abs(warped_clean - fix["clean"])[brain].mean()), 4),
                 },
             }
         )
-    write_json(out / "test" / "pairs.json", pairs)
-
-    summary = {}
-    for kind in ("no_registration", "true_ddf"):
-        keys = baseline_pairs[0][kind].keys()
-        summary[kind] = {k: mean_std([b[kind][k] for b in baseline_pairs]) for k in keys}
-    baseline = {
-        "description": (
-            "Test pairs (moving -> fixed). no_registration: Dice of the moving vs fixed label, |true displacement| "
-            "in mm inside the fixed brain (GM or WM), mean |moving - fixed| of the noise-free intensities [0, 1] in "
-            "the brain. true_ddf: the same after warping the moving label (bilinear on bg/GM/WM, argmax) and the "
-            "noise-free moving image with the stored true DDF (the ceiling of this protocol)."
-        ),
-        "summary": summary,
-        "pairs": baseline_pairs,
-    }
-    write_json(out / "test" / "baseline.json", baseline)
-
-    # example pair = test pair 0
-    first = pairs[0]
-    for dst, key in (
-        ("moving", "moving"),
-        ("fixed", "fixed"),
-        ("moving_label", "moving_label"),
-        ("fixed_label", "fixed_label"),
-    ):
-        (out / "example").mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(out / "test" / first[key], out / "example" / f"{dst}.nii.gz")
-
-    files = file_hashes(out, lambda rel: rel.parts[0] in ("train", "val", "test", "example"))
+    summary = mf.write_test_pairs(out / "test", pairs, baseline_pairs, ("no_registration", "true_ddf"), BASELINE)
+    mf.copy_example(out / "test", pairs[0], ("moving", "fixed", "moving_label", "fixed_label"), out / "example")
     manifest = {
-        "generator": "bundles/unpaired_mr_brain/scripts/make_demo_data.py",
-        "source": {"description": "MNI ICBM152 2009a symmetric (nilearn), T1 + GM + WM", "sha256": src_hashes},
-        "parameters": p,
-        "grid": {"shape": list(shape), "affine": tgt_affine.tolist(), "brain_margins": margins},
+        **mni.template_manifest(
+            "bundles/unpaired_mr_brain/scripts/make_demo_data.py", src_hashes, p, tgt_affine, margins
+        ),
         "subjects": subjects_info,
-        "versions": package_versions("numpy", "scipy", "torch", "nibabel"),
-        "files": files,
     }
-    write_json(out / "manifest.json", manifest)
-    say("baseline (mean +- std over test pairs):")
-    for kind, vals in summary.items():
-        say(f"  {kind}: " + ", ".join(f"{k} {v['mean']:.4f} +- {v['std']:.4f}" for k, v in vals.items()))
-    say(f"wrote {len(files)} files to {out} ({folder_bytes(out) / 1e6:.2f} MB)")
-    return manifest
+    return mf.finish_maker(out, manifest, OUTPUTS, ("numpy", "scipy", "torch", "nibabel"), say, summary)
 
 
 def check(source: str | None, output: str | Path, verbose: bool = True) -> bool:
-    """Regenerate into a temporary folder with the parameters in ``output/manifest.json``; compare the sha256s.
-
-    Returns:
-        True when every file listed in the manifest is reproduced byte for byte (and no file is missing or extra).
-    """
-    return check_regeneration(output, lambda tmp, params: generate(source, tmp, params, verbose=False), verbose)
+    """Regenerate with the parameters of ``output/manifest.json`` and compare the sha256s file by file."""
+    return mf.check_source_regeneration(generate, source, output, verbose)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point (see the module docstring)."""
-    default_out = Path(__file__).resolve().parents[1] / "data"
-    ap = source_maker_parser(__doc__, default_out, "nilearn wheel, 'nilearn' (installed) or folder with the 3 files")
-    ap.add_argument("--shape", type=int, nargs=3, default=DEFAULTS["shape"], help="grid size in voxels")
-    for key in ("spacing", "max_displacement", "smoothness", "bias_max", "noise_std", "ddf_scale"):
-        ap.add_argument(f"--{key.replace('_', '-')}", type=float, default=DEFAULTS[key])
-    for key in ("n_train", "n_val", "n_test", "seed_train", "seed_val", "seed_test", "inverse_iterations"):
-        ap.add_argument(f"--{key.replace('_', '-')}", type=int, default=DEFAULTS[key])
-    ap.add_argument("--gamma-range", type=float, nargs=2, default=DEFAULTS["gamma_range"])
-    args = ap.parse_args(argv)
-    if args.check:
-        return 0 if check(args.source, args.output, verbose=not args.quiet) else 1
-    params = {k: getattr(args, k) for k in DEFAULTS}
-    params["shape"], params["gamma_range"] = list(args.shape), list(args.gamma_range)
-    generate(args.source, args.output, params, verbose=not args.quiet)
-    return 0
+    return mf.source_maker_main(
+        __doc__,
+        Path(__file__).resolve().parents[1] / "data",
+        "nilearn wheel, 'nilearn' (installed) or folder with the 3 files",
+        generate,
+        check,
+        DEFAULTS,
+        {**dict.fromkeys(DEFAULTS), "shape": "grid size in voxels"},
+        argv=argv,
+    )
 
 
 if __name__ == "__main__":

@@ -35,13 +35,11 @@ from evaluate import evaluate_fold, fold_pairs  # noqa: E402  (the sibling scrip
 
 #: column of the summary -> (method, metric) of evaluate_fold's summary
 KEYS = {
-    "lncc_before": ("none", "lncc"),
-    "lncc_after": ("network", "lncc"),
-    "dice_gland_before": ("none", "dice"),
-    "dice_gland_after": ("network", "dice"),
-    "folding_fraction": ("network", "folding_fraction"),
-    "seconds_network": ("network", "seconds"),
+    f"{column}_{when}": (method, metric)
+    for column, metric in (("lncc", "lncc"), ("dice_gland", "dice"))
+    for when, method in (("before", "none"), ("after", "network"))
 }
+KEYS.update(folding_fraction=("network", "folding_fraction"), seconds_network=("network", "seconds"))
 
 
 def _train(rotation: int, runs: Path, dataset_dir: Path, max_epochs: int, val_interval: int, extra: Sequence[str]):

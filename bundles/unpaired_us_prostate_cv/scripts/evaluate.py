@@ -23,6 +23,7 @@ from pathlib import Path
 
 from monai_reg_ext import evaluation as ev
 from monai_reg_ext.bundle import BundleModel, load_bundle
+from monai_reg_ext.evaluation.script import print_eval_metrics, publish_against_no_registration
 
 BUNDLE = Path(__file__).resolve().parents[1]
 EVAL_METRICS = ev.eval_metrics_spec(
@@ -98,13 +99,9 @@ def evaluate(
         "device": "cpu",
         **by_method,
     }
-    summary = by_method["summary"]
-    n = summary["network"]["lncc"]["n"]
-    table = ev.markdown_table(summary, COLUMNS, {"none": "no registration", "network": "this network"}, "", 4)
-    md = f"Held-out pairs: {n} (folds {folds}), mean ± std over pairs.\n\n{table}"
-    metadata = root / "configs" / "metadata.json" if update_metadata else None
-    ev.publish(out, results, ev.select_eval_metrics(summary, EVAL_METRICS), metadata=metadata, markdown=md)
-    return results
+    n = by_method["summary"]["network"]["lncc"]["n"]
+    heading = f"Held-out pairs: {n} (folds {folds}), mean ± std over pairs."
+    return publish_against_no_registration(root, out, results, COLUMNS, EVAL_METRICS, heading, update_metadata)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -114,8 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--dataset_dir", default=None, help="folder of the fold<k>/ folders (default <bundle>/data)")
     args = ev.parse_script_args(ap, argv)
     res = evaluate(args.bundle, args.folds, args.dataset_dir, args.weights, args.output, args.update_metadata)
-    print("eval_metrics", res["eval_metrics"])
-    return 0
+    return print_eval_metrics(res)
 
 
 if __name__ == "__main__":
