@@ -353,10 +353,6 @@ MEANS = [
         skip=tuple(k for k in published_metrics("grouped_mr_heart") if not k.startswith("cine2d_")),
         slow=True,
         name="grouped_mr_heart_2d",
-        # measured 2026-12-03 on the CPU; no registration drifts as much as the network, so the inputs changed
-        # (LNCC before 0.5514 -> 0.5390, MSD 0.0006 -> 0.0008 in docs/results/results.json "2d"), not the weights
-        drift="cine2d MI published 1.14 (no registration 1.136), measured 1.13 (1.128): the 2D evaluation's inputs "
-        "changed since the numbers were published (to republish, or find the preprocessing change)",
     ),
     Case(
         "grouped_us_echo_2d",
