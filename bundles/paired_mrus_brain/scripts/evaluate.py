@@ -8,7 +8,8 @@ ultrasound with :func:`monai_reg_ext.register` (``network``; ``none`` is no regi
 * TRE (mm): :func:`monai_reg_ext.metrics.landmark_tre` of the landmark pairs (mean and max per pair);
 * folding fraction: share of fixed voxels with a non-positive Jacobian determinant of ``x + ddf(x)``;
 * Dice of the hidden GM and WM masks inside the ultrasound field of view (bonus; only when the pair lists
-  ``moving_label``, ``fixed_label`` and ``fov``), the moving mask warped with nearest-neighbour interpolation;
+  ``moving_label``, ``fixed_label`` and ``fov``), the moving mask warped with nearest-neighbour interpolation,
+  and the same Dice over the **whole volume** (the MR outside the cone must not be deformed for no reason);
 * seconds per pair: wall time of the ``register`` call (reading, resampling, network, warping; no file writing),
   after one untimed warm-up call.
 
@@ -40,6 +41,8 @@ EVAL_METRICS = ev.eval_metrics_spec(
         "max_tre_mm": "tre_max_mm",
         "dice_gm_in_us_cone": "dice_gm_fov",
         "dice_wm_in_us_cone": "dice_wm_fov",
+        "dice_gm_whole_volume": "dice_gm_whole",
+        "dice_wm_whole_volume": "dice_wm_whole",
     },
     {"test_folding_fraction": "folding_fraction", "test_seconds_per_pair_cpu": "seconds"},
 )
@@ -49,6 +52,8 @@ COLUMNS = [
     ev.Column("max TRE (mm)", "tre_max_mm", 2),
     ev.Column("Dice GM in FOV", "dice_gm_fov"),
     ev.Column("Dice WM in FOV", "dice_wm_fov"),
+    ev.Column("Dice GM whole volume", "dice_gm_whole"),
+    ev.Column("Dice WM whole volume", "dice_wm_whole"),
     ev.Column("folding %", "folding_fraction", 3, scale=100.0, std=False),
     ev.Column("s/pair", "seconds", 2),
 ]
@@ -57,6 +62,7 @@ METRICS = [
     ev.folding(),
     ev.displacement("max", mm=True, key="max_displacement_mm"),
     ev.dice(("gm", "wm"), mode="nearest", mask="fov", suffix="_fov"),
+    ev.dice(("gm", "wm"), mode="nearest", suffix="_whole"),
 ]
 
 
