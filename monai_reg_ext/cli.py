@@ -1,7 +1,9 @@
 """The ``monai-reg`` command line (python-fire): train, evaluate, predict, register, warp.
 
-Every command prints a one-line error (no traceback) and exits with status 2 on bad input; outputs that exist
-already are never replaced without ``--overwrite``. ``--bundle PATH`` makes PATH the bundle root of every command
+Every command prints a one-line error (no traceback) naming the file and the problem, and exits with status 2, on a
+user error (:data:`USER_ERRORS`: bad input or geometry, an output that cannot be written, no space left, an unknown
+device, a bad checkpoint); ``--debug`` prints the traceback first. Outputs that exist already are never replaced
+without ``--overwrite``. ``--bundle PATH`` makes PATH the bundle root of every command
 (configs, data, models and runs are read and written there, whatever the current folder).
 
 This module imports nothing heavy at module level (torch, MONAI and ITK are imported by the commands), so
@@ -10,24 +12,38 @@ This module imports nothing heavy at module level (torch, MONAI and ITK are impo
 
 from __future__ import annotations
 
-import csv
-import json
+import errno
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "COMMANDS", "train", "evaluate", "predict", "register", "warp", "download"]
+__all__ = ["main", "COMMANDS", "train", "evaluate", "predict", "register", "warp", "download", "show"]
 
+#: Exceptions that are the user's to fix: :func:`main` prints them as one line ``monai-reg: error: <message>`` and
+#: exits with status 2 (``--debug`` prints the traceback first). ``OSError`` covers missing, unreadable and unwritable
+#: files (``FileNotFoundError``, ``PermissionError``...), a file where a folder should be, and a full disk.
 USER_ERRORS = (
-    ValueError,
-    FileNotFoundError,
-    FileExistsError,
+    ValueError,  # bad input, geometry, option value, checkpoint, archive, index (UnsafeBundleError)
     KeyError,
-    NotADirectoryError,
-    IsADirectoryError,
+    OSError,
     FloatingPointError,  # a training loss that became NaN/inf (StopOnNonFiniteLoss)
+    MemoryError,
 )
+#: Failures of one pair that ``predict`` records in status.csv and goes past (output errors stop it).
+PAIR_ERRORS = (ValueError, KeyError, FloatingPointError, FileNotFoundError, IsADirectoryError, MemoryError)
+#: errno values of a full disk or quota, and of a file or folder that cannot be written
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+_NOT_WRITABLE = (errno.EPERM, errno.EACCES, errno.EROFS)
+
+
+def _check_device(device: Any) -> None:
+    """Refuse an unknown device name or an unavailable CUDA device in one line, before anything is loaded (a config
+    reference such as ``$torch.device(...)`` is left to the bundle runner)."""
+    if isinstance(device, str) and not device.startswith(("$", "@", "%")):
+        from .api.register import resolve_device
+
+        resolve_device(device)
 
 
 def _attach_progress_bars(workflow: Any, engine_ids: tuple[str, ...]) -> None:
@@ -54,6 +70,7 @@ def _run_bundle(runner_id: str, progress_ids: tuple[str, ...] = (), **kwargs: An
     from .hub import check_run_args
 
     check_run_args(kwargs)  # a truncated --resume_from / --ckpt_path: one line, before the config is parsed
+    _check_device(kwargs.get("device"))
     try:
         workflow = create_workflow(run_id=runner_id, **kwargs)
         _attach_progress_bars(workflow, progress_ids)
@@ -155,6 +172,7 @@ def evaluate(
 
     if overrides:
         raise ValueError(f"evaluate --pairs: unexpected options {sorted(overrides)}.")
+    _check_device(device)
     names = [m.strip() for m in methods.split(",")] if isinstance(methods, str) else list(methods)
     out = output or str(Path(bundle) / "runs" / "evaluate_pairs")
     evaluate_bundle_on_pairs(bundle, pairs, out, names, device, overwrite)
@@ -226,6 +244,7 @@ def register(
     from .api import register as api_register
     from .bundle import load_bundle
 
+    _check_device(device)
     if threads is None:
         threads = min(4, max(1, (os.cpu_count() or 2) // 2))
     if int(threads) < 1:
@@ -266,7 +285,14 @@ def predict(
     overwrite: bool = False,
     weights: str | None = None,
 ) -> str:
-    """Register every pair of a JSON list and write per-pair folders, metrics.csv and summary.csv into OUTPUT.
+    """Register every pair of a JSON list and write per-pair folders, metrics.csv, summary.csv and status.csv into
+    OUTPUT.
+
+    The pairs file is checked first (every entry has a moving and a fixed image, every file exists, NIfTI headers fit
+    their files; existing outputs need --overwrite): any problem stops predict before anything is written. A pair that
+    fails later (e.g. a truncated image) is skipped, its folder left out, and recorded in status.csv (``ok`` or
+    ``failed`` with the error, one row per pair); the other pairs are written and predict then exits with status 2
+    and a one-line summary of the failures. Each pair folder is written atomically, the CSV files too.
 
     Args:
         bundle: bundle folder.
@@ -275,67 +301,87 @@ def predict(
             folder.
         output: output folder (``pair_000/``... inside).
         device: where to run.
-        overwrite: replace existing outputs.
+        overwrite: replace existing outputs (a failing pair's earlier outputs are removed).
         weights: another weights file of the same network; default: BUNDLE/models/model.pt.
     """
     from .api import register as api_register
+    from .api.result import clear_outputs, csv_text, write_metric_tables
     from .bundle import load_bundle
+    from .io.atomic import atomic_write_text
 
-    pairs_path = Path(pairs)
-    if not pairs_path.is_file():
-        raise FileNotFoundError(f"pairs: {pairs!r} is not a file.")
-    try:
-        items = json.loads(pairs_path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"pairs: {pairs!r} is not valid JSON ({err}).") from None
-    items = items.get("pairs", items) if isinstance(items, dict) else items
-    if not isinstance(items, list) or not items:
-        raise ValueError(f"pairs: {pairs!r} must hold a non-empty list of pairs.")
+    _check_device(device)
+    entries = _predict_entries(pairs)
     out = Path(output)
-    summary_files = [out / "metrics.csv", out / "summary.csv"]
-    if any(p.exists() for p in summary_files) and not overwrite:
-        raise FileExistsError(f"{output}: metrics.csv/summary.csv exist; pass --overwrite to replace them.")
+    _check_predict_outputs(out, [e["name"] for e in entries], overwrite)
     model = load_bundle(bundle, device=device, weights=weights)
-
-    def resolve(item: dict, *keys: str) -> str | None:
-        for k in keys:
-            if item.get(k):
-                p = Path(item[k])
-                return str(p if p.is_absolute() else pairs_path.parent / p)
-        return None
-
-    rows = []
-    for i, item in enumerate(items):
-        moving, fixed = resolve(item, "moving", "moving_image"), resolve(item, "fixed", "fixed_image")
-        if moving is None or fixed is None:
-            raise KeyError(f"pairs: entry {i} of {pairs!r} lacks 'moving'/'fixed'; it has {sorted(item)}.")
-        result = api_register(
-            moving,
-            fixed,
-            bundle=model,
-            moving_label=resolve(item, "moving_label"),
-            fixed_label=resolve(item, "fixed_label"),
-            device=device,
+    rows, status = [], []
+    for entry in entries:
+        name, moving, fixed = entry["name"], entry["moving_image"], entry["fixed_image"]
+        try:
+            result = api_register(moving, fixed, bundle=model, moving_label=entry.get("moving_label"),
+                                  fixed_label=entry.get("fixed_label"), device=device)  # fmt: skip
+            result.save(out / name, overwrite=overwrite)
+        except PAIR_ERRORS as err:
+            if overwrite:
+                clear_outputs(out / name)  # an earlier run's outputs would pass for this run's
+            status.append({"pair": name, "moving": moving, "fixed": fixed, "status": "failed", "error": _message(err)})
+            continue
+        rows.append({"pair": name, "moving": moving, "fixed": fixed, **result.metrics})
+        status.append({"pair": name, "moving": moving, "fixed": fixed, "status": "ok", "error": ""})
+    if rows:
+        write_metric_tables(out, rows)
+    elif overwrite:
+        for stale in (out / "metrics.csv", out / "summary.csv"):
+            stale.unlink(missing_ok=True)
+    atomic_write_text(out / "status.csv", csv_text(status, fieldnames=["pair", "moving", "fixed", "status", "error"]))
+    print(f"wrote {len(rows)} of {len(entries)} pairs to {output} (per-pair status: {out / 'status.csv'})")
+    failed = [r for r in status if r["status"] == "failed"]
+    if failed:
+        more = f"; {len(failed) - 1} more" if len(failed) > 1 else ""
+        raise ValueError(
+            f"predict: {len(failed)} of {len(entries)} pairs failed ({failed[0]['pair']}: {failed[0]['error']}{more}); "
+            f"the {len(rows)} other(s) are in {output}; per-pair status in {out / 'status.csv'}."
         )
-        result.save(out / f"pair_{i:03d}", overwrite=overwrite)
-        rows.append({"pair": i, "moving": moving, "fixed": fixed, **result.metrics})
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    with open(out / "metrics.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
-    import numpy as np
-
-    with open(out / "summary.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["metric", "mean", "median", "std", "n"])
-        for k in keys:
-            vals = [r[k] for r in rows if isinstance(r.get(k), (int, float)) and k != "pair"]
-            if vals:
-                v = np.asarray(vals, dtype=float)
-                writer.writerow([k, f"{v.mean():.6g}", f"{np.median(v):.6g}", f"{v.std():.6g}", len(v)])
-    print(f"wrote {len(rows)} pairs to {output}")
     return str(out)
+
+
+def _predict_entries(pairs: str) -> list[dict[str, str]]:
+    """The entries of a pairs file (:func:`monai_reg_ext.workflow.read_pairs`), each file checked before anything is
+    written: it exists, is a file, and its NIfTI header fits the file.
+
+    Raises:
+        FileNotFoundError / ValueError / KeyError: one line naming the entries at fault and the first problem.
+    """
+    from .io.inputs import check_nifti_size
+    from .workflow import read_pairs
+
+    entries = read_pairs(pairs)
+    problems = []
+    for i, entry in enumerate(entries):
+        for key in ("moving_image", "fixed_image", "moving_label", "fixed_label"):
+            path = Path(entry[key]) if entry.get(key) else None
+            try:
+                if path is not None and not path.is_file():
+                    raise ValueError(f"{key} {str(path)!r} " + ("is a folder" if path.is_dir() else "does not exist"))
+                if path is not None:
+                    check_nifti_size(path, key)
+            except ValueError as err:
+                problems.append(f"entry {i}: {err}")
+    if problems:
+        more = f" ({len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ValueError(f"pairs {pairs!r}: {problems[0]}{more}; nothing was written.")
+    return entries
+
+
+def _check_predict_outputs(out: Path, names: list[str], overwrite: bool) -> None:
+    """Refuse, before anything is written, outputs of an earlier run (CSV files, pair folders) without --overwrite."""
+    if overwrite or not out.is_dir():
+        return
+    found = [n for n in ("metrics.csv", "summary.csv", "status.csv") if (out / n).exists()]
+    found += [n for n in names if (out / n).is_dir() and any((out / n).iterdir())]
+    if found:
+        shown = ", ".join(found[:4]) + (", ..." if len(found) > 4 else "")
+        raise FileExistsError(f"{out} holds the outputs of an earlier run ({shown}); pass --overwrite to replace them.")
 
 
 def warp(image: str, ddf: str, output: str, mode: str = "bilinear", overwrite: bool = False) -> str:
@@ -420,6 +466,34 @@ def download(
     return str(path)
 
 
+def show(
+    moving: str,
+    fixed: str,
+    output: str,
+    warped: str | None = None,
+    ddf: str | None = None,
+    figures: str | None = None,
+    axis: int = 2,
+    overwrite: bool = False,
+) -> dict[str, str]:
+    """Write figures of registrations into OUTPUT: moving_warped_fixed.gif, slices.gif (3D), checkerboard.png, grid.png
+    (with --ddf) and tile.png, on the middle slice normal to --axis (README.md, "Figures").
+
+    Args:
+        moving: moving image file (several pairs: comma-separated files, one figure folder pair_NNN each).
+        fixed: fixed image file(s); the warped image and the DDF must lie on its grid.
+        output: folder receiving the figures.
+        warped: warped moving image file(s), e.g. warped_moving.nii.gz of register or predict.
+        ddf: displacement field file(s), e.g. ddf.nii.gz of register or predict.
+        figures: comma-separated among gif, slices, checkerboard, grid, tile (default: all that apply).
+        axis: array axis normal to the slices of 3D images (0, 1 or 2).
+        overwrite: replace existing figure files.
+    """
+    from .figures import write_figures
+
+    return write_figures(moving, fixed, output, warped, ddf, figures=figures, axis=axis, overwrite=overwrite)
+
+
 #: the ``monai-reg`` commands, by name
 COMMANDS = {
     "train": train,
@@ -428,22 +502,54 @@ COMMANDS = {
     "register": register,
     "warp": warp,
     "download": download,
+    "show": show,
 }
 
 
+def _message(err: BaseException) -> str:
+    """The one-line message of a user error: its first line, naming the CLI flag instead of the Python argument; an
+    ``OSError`` as ``<file>: <reason>``, with a hint for a full disk or a folder that cannot be written."""
+    if isinstance(err, KeyError) and err.args:
+        msg = str(err.args[0])
+    elif isinstance(err, OSError) and err.strerror:
+        msg = err.strerror
+        if err.filename is not None and str(err.filename) not in msg:
+            msg = f"{str(err.filename)!r}: {msg}"
+        if err.errno in _NO_SPACE:
+            msg += " (free some space or write elsewhere)"
+        elif err.errno in _NOT_WRITABLE and msg.startswith("cannot write"):
+            msg += " (choose a folder you can write to)"
+    elif isinstance(err, MemoryError):
+        msg = f"out of memory ({str(err) or 'MemoryError'}); use smaller images or a machine with more memory"
+    else:
+        msg = str(err)
+    msg = msg.strip().replace("overwrite=True", "--overwrite")  # library messages name the Python argument
+    return (msg.splitlines() or [type(err).__name__])[0]
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``monai-reg`` console script."""
+    """Entry point of the ``monai-reg`` console script.
+
+    A user error (:data:`USER_ERRORS`) prints one line ``monai-reg: error: <message>`` on stderr and exits with status
+    2; ``--debug`` (anywhere before a ``--``) prints the traceback before that line. Other exceptions are bugs: they
+    propagate with their traceback (status 1).
+    """
     import fire
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    debug = "--debug" in argv[:cut]
+    argv = [a for a in argv[:cut] if a != "--debug"] + argv[cut:]
     if ("--help" in argv or "-h" in argv) and "--" not in argv:  # commands taking **overrides would swallow it
         argv = [a for a in argv if a not in ("--help", "-h")] + ["--", "--help"]
     try:
         fire.Fire(dict(COMMANDS), command=argv, name="monai-reg")
     except USER_ERRORS as err:
-        msg = str(err.args[0] if isinstance(err, KeyError) and err.args else err).strip()
-        msg = msg.replace("overwrite=True", "--overwrite")  # library messages name the Python argument
-        print(f"monai-reg: error: {(msg.splitlines() or [type(err).__name__])[0]}", file=sys.stderr)
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"monai-reg: error: {_message(err)}", file=sys.stderr)
         sys.exit(2)
 
 

@@ -12,7 +12,6 @@ DDF tensor), :class:`SaveRegistrationd` (postprocessing: outputs on each fixed i
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -23,8 +22,8 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 
-from .api.register import prepare_inputs, score, to_native
-from .api.result import RegistrationResult, minmax
+from .api.register import check_world_overlap, describe_pair, prepare_inputs, score, to_native
+from .api.result import RegistrationResult, minmax, write_metric_tables
 from .spatial import resize_image
 
 __all__ = [
@@ -72,6 +71,11 @@ def read_pairs(pairs_file: str | os.PathLike) -> list[dict[str, str]]:
         raise ValueError(f"pairs_file: {str(path)!r} must hold a non-empty list of pairs.")
     out = []
     for i, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise ValueError(
+                f"pairs_file: entry {i} of {str(path)!r} must be an object with 'moving' and 'fixed', got "
+                f"{type(item).__name__} {item!r:.60}."
+            )
         entry = {"name": f"pair_{i:03d}"}
         if item.get("name"):
             entry["case"] = str(item["name"])
@@ -103,7 +107,8 @@ def _flag(value: Any, name: str) -> bool:
 class LoadRegistrationPaird:
     """Read and check one pair of :func:`read_pairs` as ``monai-reg register`` does
     (:func:`monai_reg_ext.api.register.prepare_inputs`: the moving image and label are resampled onto the fixed grid
-    in world coordinates when the grids differ; integer label maps become one-hot channels).
+    in world coordinates when the grids differ; integer label maps become one-hot channels; a pair whose images do not
+    overlap in world space is refused).
 
     Adds ``data[pair_key]``, a :class:`~monai_reg_ext.api.register.PreparedPair`; the paths stay in ``data``.
 
@@ -121,6 +126,7 @@ class LoadRegistrationPaird:
         d[self.pair_key] = prepare_inputs(
             d["moving_image"], d["fixed_image"], self.spatial_dims, d.get("moving_label"), d.get("fixed_label")
         )
+        check_world_overlap(d[self.pair_key], describe_pair(d["moving_image"], d["fixed_image"]))
         return d
 
 
@@ -256,21 +262,9 @@ class RegistrationSummary:
                 self.rows.extend(out.get(self.metrics_key) or [])
 
     def write(self) -> None:
-        """Write ``metrics.csv`` and ``summary.csv`` from the rows collected so far."""
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        keys = list(dict.fromkeys(k for r in self.rows for k in r))
-        with open(self.output_dir / "metrics.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(self.rows)
-        with open(self.output_dir / "summary.csv", "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["metric", "mean", "median", "std", "n"])
-            for k in keys:
-                vals = [r[k] for r in self.rows if isinstance(r.get(k), (int, float)) and not isinstance(r[k], bool)]
-                if vals:
-                    v = np.asarray(vals, dtype=float)
-                    writer.writerow([k, f"{v.mean():.6g}", f"{np.median(v):.6g}", f"{v.std():.6g}", len(v)])
+        """Write ``metrics.csv`` and ``summary.csv`` from the rows collected so far (atomically,
+        :func:`~monai_reg_ext.api.result.write_metric_tables`)."""
+        write_metric_tables(self.output_dir, self.rows)
 
 
 def check_outputs(output_dir: str | os.PathLike, overwrite: bool = False) -> None:

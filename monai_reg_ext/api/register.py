@@ -32,11 +32,22 @@ from ..spatial import (
 )
 from ..spatial.resample import affine_nd
 from .labels import is_label_map, label_values, to_label_map, to_one_hot
-from .result import RegistrationResult, minmax
+from .result import RegistrationResult, _check_orthogonal, minmax
 from .scoring import deformation_metrics, label_metrics, landmark_metrics
 from .settings import instance_optimisation_settings
 
-__all__ = ["register", "PreparedPair", "prepare_inputs", "predict_network", "optimise_pair", "to_native", "score"]
+__all__ = [
+    "register",
+    "PreparedPair",
+    "prepare_inputs",
+    "predict_network",
+    "optimise_pair",
+    "to_native",
+    "score",
+    "world_overlap",
+    "check_world_overlap",
+    "describe_pair",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -128,18 +139,23 @@ def prepare_inputs(
 
     Raises:
         FileNotFoundError / ValueError naming the input, its file and what was expected (e.g. fewer than
-        ``min_voxels`` voxels along an axis).
+        ``min_voxels`` voxels, or a single voxel, along an axis; a singular affine).
     """
     fixed_img = load_input(fixed, "fixed", ndim, single_channel=True)
     moving_img = load_input(moving, "moving", ndim, single_channel=True)
-    for name, img in (("fixed", fixed_img), ("moving", moving_img)):
+    for name, img, given in (("fixed", fixed_img, fixed), ("moving", moving_img, moving)):
+        what = f"{name} {str(given)!r}" if isinstance(given, (str, os.PathLike)) else name
         lin = affine_nd(img.affine, ndim)[:ndim, :ndim]
-        if abs(np.linalg.det(lin)) < 1e-12:
-            raise ValueError(f"{name}: its affine is singular (determinant 0), so its voxels have no world position.")
-        if min(img.shape[1:]) < min_voxels:
+        if not np.isfinite(lin).all() or abs(np.linalg.det(lin)) < 1e-12:
+            raise ValueError(f"{what}: its affine is singular (determinant 0), so its voxels have no world position.")
+        if name == "fixed":  # its grid is the outputs' grid: ITK files cannot carry a shear
+            _check_orthogonal(np.asarray(affine_nd(img.affine, ndim), dtype=np.float64), what)
+        fewest = max(2, min_voxels)  # one voxel along an axis: a slice, which no 3-D registration can place
+        if min(img.shape[1:]) < fewest:
+            without = " without a network" if min_voxels > 1 else ""
             raise ValueError(
-                f"{name}: expected at least {min_voxels} voxels along every axis for registration without a network, "
-                f"got shape {tuple(img.shape[1:])}."
+                f"{what}: expected at least {fewest} voxels along every axis for registration{without}, got shape "
+                f"{tuple(img.shape[1:])} (a single slice or an empty axis)."
             )
     labels, values = _load_labels(moving_label, fixed_label, moving_img, fixed_img, ndim)
     same = not grid_differences(moving_img, fixed_img)
@@ -152,6 +168,46 @@ def prepare_inputs(
     else:
         on_fixed = resample_to_grid(moving_img, fixed_img, "moving")
     return PreparedPair(moving_img, fixed_img, on_fixed, labels, m, same, values)
+
+
+def world_overlap(pair: PreparedPair, max_points: int = 32) -> float:
+    """Fraction of the fixed voxel centres (on a grid of at most ``max_points`` per axis) that lie inside the moving
+    image, both placed in world space by their affines (no alignment)."""
+    shape = tuple(int(s) for s in pair.fixed.shape[1:])
+    ndim = len(shape)
+    if pair.fixed_to_moving is None:
+        return 1.0
+    axes = [np.linspace(0, s - 1, min(s, max_points)) for s in shape]
+    points = np.stack(np.meshgrid(*axes, indexing="ij")).reshape(ndim, -1)
+    m = np.asarray(pair.fixed_to_moving, dtype=np.float64)
+    moved = m[:ndim, :ndim] @ points + m[:ndim, ndim:]
+    upper = np.asarray(pair.moving.shape[1:], dtype=np.float64)[:, None] - 0.5
+    return float(((moved >= -0.5) & (moved <= upper)).all(axis=0).mean())
+
+
+def check_world_overlap(pair: PreparedPair, names: str, minimum: float = 0.1) -> None:
+    """Refuse a pair whose images barely overlap in world space (e.g. a moving image 10 m away, or in another world
+    frame): a network sees the moving image resampled onto the fixed grid, which would then be (almost) empty.
+
+    Raises:
+        ValueError: naming both files (``names``) and the overlap found.
+    """
+    overlap = world_overlap(pair)
+    if overlap < minimum:
+        raise ValueError(
+            f"{names}: the images do not overlap in world space: {100 * overlap:.1f} % of the fixed grid lies inside "
+            f"the moving image (expected >= {100 * minimum:.0f} %); check both headers' affines (origin, spacing, "
+            "orientation), or add the affine stage (--stages affine) to align them first."
+        )
+
+
+def describe_pair(moving: Any, fixed: Any) -> str:
+    """``moving '<file>' -> fixed '<file>'`` (``moving`` / ``fixed`` for arrays), for messages about a pair."""
+
+    def one(name: str, x: Any) -> str:
+        return f"{name} {str(x)!r}" if isinstance(x, (str, os.PathLike)) else name
+
+    return f"{one('moving', moving)} -> {one('fixed', fixed)}"
 
 
 def predict_network(
@@ -464,6 +520,8 @@ def register(
     if model is not None:
         model.network.to(dev)
         names = network_stages(model, stages)
+        if "affine" not in names:  # with the affine stage, the pipeline checks the overlap after its alignment
+            check_world_overlap(pair, describe_pair(moving, fixed))
         if names:
             ddf, theta, extra = predict_with_stages(
                 model, pair, dev, names, options, int(instance_optimisation), io_kwargs, progress
@@ -472,7 +530,10 @@ def register(
             ddf, extra = predict_network(model, pair, dev, int(instance_optimisation), io_kwargs)
     else:
         stages = ("affine", "deformable") if stages is None else stages
-        optimised, extra = optimise_pair(pair, dev, {**options, "stages": stages}, progress=progress)
+        try:
+            optimised, extra = optimise_pair(pair, dev, {**options, "stages": stages}, progress=progress)
+        except ValueError as err:  # e.g. no overlap after the initial alignment: name the files
+            raise ValueError(f"{describe_pair(moving, fixed)}: {err}") from err
         ddf, theta = optimised.ddf, optimised.theta
     ddf, warped = to_native(pair, ddf, dev)
     seconds = time.perf_counter() - start

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,11 +14,12 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 
+from ..io.atomic import atomic_write_text, make_folder, write_error
 from ..spatial.resample import affine_nd
 
-__all__ = ["RegistrationResult", "minmax"]
+__all__ = ["RegistrationResult", "minmax", "write_metric_tables", "clear_outputs", "csv_text", "OUTPUT_FILES"]
 
-_ALL_OUTPUTS = (
+OUTPUT_FILES = (
     "warped_moving.nii.gz",
     "ddf.nii.gz",
     "metrics.csv",
@@ -28,8 +31,8 @@ _ALL_OUTPUTS = (
 """Every file name :meth:`RegistrationResult.save` may write."""
 
 
-def _check_orthogonal(affine: np.ndarray) -> None:
-    """Refuse a voxel-to-world affine with shear (non-orthogonal voxel axes)."""
+def _check_orthogonal(affine: np.ndarray, what: str = "fixed image") -> None:
+    """Refuse a voxel-to-world affine with shear (non-orthogonal voxel axes); ``what`` names the image."""
     nd = affine.shape[0] - 1
     lin = affine[:nd, :nd]
     norms = np.linalg.norm(lin, axis=0)
@@ -37,7 +40,7 @@ def _check_orthogonal(affine: np.ndarray) -> None:
     if not np.allclose(gram, np.eye(nd), atol=1e-4):
         angle = float(np.degrees(np.arcsin(np.clip(np.abs(gram - np.eye(nd)).max(), 0.0, 1.0))))
         raise ValueError(
-            f"fixed image: its voxel axes are not orthogonal (a sheared grid, e.g. CT gantry tilt; axes at "
+            f"{what}: its voxel axes are not orthogonal (a sheared grid, e.g. CT gantry tilt; axes at "
             f"{angle:.2f} degrees from perpendicular); ITK displacement fields and transform files cannot carry a "
             "shear, so ddf.nii.gz would not overlay it: resample the fixed image onto an orthogonal grid first."
         )
@@ -131,18 +134,26 @@ class RegistrationResult:
         if existing and not overwrite:
             raise FileExistsError(f"output files exist already: {existing}; pass overwrite=True to replace them.")
         _check_orthogonal(self.fixed_affine)
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=out, prefix=".monai-reg-") as tmp:
-            self._write(Path(tmp), names)
-            if overwrite:
-                for name in set(_ALL_OUTPUTS) - set(names.values()):
-                    if (out / name).is_file() and os.path.realpath(out / name) not in inputs:
-                        (out / name).unlink()
-            for name in names.values():
-                os.replace(Path(tmp) / name, out / name)
+        created = not out.exists()
+        try:
+            make_folder(out)
+            with tempfile.TemporaryDirectory(dir=out, prefix=".monai-reg-") as tmp:
+                self._write(Path(tmp), names)
+                if overwrite:
+                    clear_outputs(out, keep=set(names.values()) | inputs)
+                for name in names.values():
+                    os.replace(Path(tmp) / name, out / name)
+        except OSError as err:
+            if created and out.is_dir() and not any(out.iterdir()):
+                out.rmdir()  # nothing written: leave no empty folder either
+            if err.errno is None:
+                raise
+            failed = Path(str(err.filename or "")).name  # a file of the temporary folder: name the output instead
+            raise write_error(err, out / failed if failed in names.values() else out) from err
         return paths
 
     def _write(self, folder: Path, names: dict[str, str]) -> None:
+        """Write the files ``names`` into ``folder`` (the temporary folder of :meth:`save`)."""
         from ..io import save_ddf, save_image, save_itk_affine
 
         affine = self.fixed_affine
@@ -174,3 +185,64 @@ class RegistrationResult:
             minmax(self.warped_image[0]),
             self.ddf,
         )
+
+
+def clear_outputs(folder: str | os.PathLike, keep: Iterable[str] = ()) -> list[Path]:
+    """Remove from ``folder`` the files :meth:`RegistrationResult.save` writes (:data:`OUTPUT_FILES`) except the
+    names (or real paths) in ``keep``, so a folder never mixes the outputs of two runs; the folder itself is removed
+    when that leaves it empty.
+
+    Returns:
+        The removed files.
+    """
+    folder, keep = Path(folder), set(map(str, keep))
+    removed = []
+    for name in OUTPUT_FILES:
+        path = folder / name
+        if path.is_file() and name not in keep and os.path.realpath(path) not in keep:
+            path.unlink()
+            removed.append(path)
+    if removed and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+    return removed
+
+
+def csv_text(
+    rows: Iterable[Mapping | Iterable], fieldnames: list[str] | None = None, header: list[str] | None = None
+) -> str:
+    """CSV text of ``rows``: dicts under the columns ``fieldnames``, or lists under the row ``header``."""
+    buffer = io.StringIO()
+    if fieldnames is not None:
+        writer = csv.DictWriter(buffer, fieldnames=fieldnames)
+        writer.writeheader()
+    else:
+        writer = csv.writer(buffer)
+        writer.writerow(header or [])
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_metric_tables(
+    output_dir: str | os.PathLike, rows: list[Mapping[str, object]], skip: Iterable[str] = ("pair",)
+) -> tuple[Path, Path]:
+    """Write ``metrics.csv`` (one row per pair, the union of the rows' keys as columns) and ``summary.csv`` (mean,
+    median, std and count of every numeric column but ``skip``) into ``output_dir``, as ``monai-reg predict`` and the
+    bundles' inference workflow do.
+
+    Both texts are made first, then each file is written atomically (temporary file, then rename): a failure leaves
+    the previous tables as they were.
+
+    Returns:
+        The paths of ``metrics.csv`` and ``summary.csv``.
+    """
+    out = Path(output_dir)
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    summary = []
+    for k in (k for k in keys if k not in set(skip)):
+        vals = [r[k] for r in rows if isinstance(r.get(k), (int, float, np.number)) and not isinstance(r[k], bool)]
+        if vals:
+            v = np.asarray(vals, dtype=float)
+            summary.append([k, f"{v.mean():.6g}", f"{np.median(v):.6g}", f"{v.std():.6g}", len(v)])
+    metrics_text = csv_text(rows, fieldnames=keys)
+    summary_text = csv_text(summary, header=["metric", "mean", "median", "std", "n"])
+    return atomic_write_text(out / "metrics.csv", metrics_text), atomic_write_text(out / "summary.csv", summary_text)

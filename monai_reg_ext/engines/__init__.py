@@ -10,6 +10,7 @@ from .handlers import (
     StopOnNonFiniteLoss,
     attach_progress_bar,
 )
+from .resume import FreshLoaderEachEpoch, ResumeCheckpointLoader, RngState, check_resume_checkpoint
 from .workflows import create_evaluator, create_trainer
 
 __all__ = [
@@ -18,6 +19,10 @@ __all__ = [
     "LossTermsHandler",
     "StopOnNonFiniteLoss",
     "AtomicCheckpointSaver",
+    "RngState",
+    "ResumeCheckpointLoader",
+    "FreshLoaderEachEpoch",
+    "check_resume_checkpoint",
     "attach_progress_bar",
     "create_trainer",
     "create_evaluator",

@@ -10,6 +10,8 @@ from ignite.engine import Engine, Events
 from monai.engines.utils import IterationEvents
 from monai.handlers import CheckpointSaver
 
+from .resume import RngState
+
 __all__ = [
     "DatasetEpochHandler",
     "LossTermsHandler",
@@ -116,16 +118,22 @@ class StopOnNonFiniteLoss:
 
 
 class AtomicCheckpointSaver(CheckpointSaver):
-    """MONAI's ``CheckpointSaver`` writing every file atomically (temporary file, then ``os.replace``).
+    """MONAI's ``CheckpointSaver`` writing every file atomically (temporary file, then ``os.replace``), with the RNG
+    states in every checkpoint that holds a ``trainer``.
 
     MONAI builds its Ignite ``DiskSaver`` with ``atomic=False`` (for group/other read permission, which Ignite's
     atomic writer now restores itself), so a run killed while saving can leave a truncated ``model.pt`` or
-    ``checkpoint_epoch=N.pt``. This subclass switches the savers to atomic writes; the arguments are
-    ``CheckpointSaver``'s.
+    ``checkpoint_epoch=N.pt``. This subclass switches the savers to atomic writes. When ``save_dict`` has a
+    ``trainer`` (a resumable checkpoint) and no ``rng``, an :class:`~monai_reg_ext.engines.resume.RngState` of the
+    trainer's DataLoader is saved as ``rng``, which :class:`~monai_reg_ext.engines.resume.ResumeCheckpointLoader`
+    restores. The arguments are ``CheckpointSaver``'s.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, save_dir: str, save_dict: dict, *args: Any, **kwargs: Any) -> None:
+        save_dict = dict(save_dict)
+        if "trainer" in save_dict and "rng" not in save_dict:
+            save_dict["rng"] = RngState(getattr(save_dict["trainer"], "data_loader", None))
+        super().__init__(save_dir, save_dict, *args, **kwargs)
         for ckpt in (self._final_checkpoint, self._key_metric_checkpoint, self._interval_checkpoint):
             if ckpt is not None:
                 ckpt.save_handler._atomic = True

@@ -13,7 +13,6 @@ import torch
 from ignite.metrics import Metric
 from monai.engines import SupervisedEvaluator, SupervisedTrainer
 from monai.handlers import (
-    CheckpointLoader,
     EarlyStopHandler,
     LrScheduleHandler,
     StatsHandler,
@@ -25,6 +24,7 @@ from torch.utils.data import DataLoader
 
 from .batch import prepare_registration_batch
 from .handlers import AtomicCheckpointSaver, DatasetEpochHandler, LossTermsHandler, StopOnNonFiniteLoss
+from .resume import FreshLoaderEachEpoch, ResumeCheckpointLoader, check_resume_checkpoint
 
 __all__ = ["create_trainer", "create_evaluator"]
 
@@ -129,13 +129,22 @@ def create_trainer(
         lr_scheduler: stepped at each epoch end.
         early_stop_patience: stop when the key metric has not improved for this many validations.
         checkpoint_interval: save a resumable checkpoint every this many epochs.
-        resume_from: a checkpoint written by this trainer: network, optimizer and iteration are restored.
+        resume_from: a checkpoint written by this trainer: network, optimizer, iteration and the RNG states
+            (:class:`~monai_reg_ext.engines.resume.RngState`) are restored, so the run continues as if it had not
+            stopped.
         log_interval: log the loss every this many iterations.
         amp: automatic mixed precision (GPU).
         progress_bar: show an Ignite progress bar with the running loss.
+
+    Raises:
+        FileNotFoundError / ValueError: a ``resume_from`` that is missing, truncated, corrupt, pickled or not a
+            training checkpoint (one line naming the file, before anything is built or written).
     """
+    # checked first: a bad checkpoint is one clear error before any folder is made (the file is read again on STARTED)
+    resume_keys = None if resume_from is None else check_resume_checkpoint(resume_from)
     handlers: list[Any] = [
         StopOnNonFiniteLoss(),
+        FreshLoaderEachEpoch(),
         DatasetEpochHandler(train_loader),
         LossTermsHandler(),
         StatsHandler(
@@ -191,11 +200,10 @@ def create_trainer(
             epoch_level=True,
         ).attach(evaluator)
     if resume_from is not None:
-        if not os.path.isfile(resume_from):
-            raise FileNotFoundError(f"create_trainer: resume_from={resume_from!r} is not a file.")
-        CheckpointLoader(
+        ResumeCheckpointLoader(
             load_path=resume_from,
             load_dict={"network": network, "optimizer": optimizer, "trainer": trainer},
+            keys=resume_keys,
             map_location=torch.device(device),
         ).attach(trainer)
     return trainer

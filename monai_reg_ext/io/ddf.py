@@ -30,6 +30,7 @@ File formats, by suffix: ``.nii`` / ``.nii.gz`` (vector NIfTI, intent 1007), ``.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Union
 
@@ -38,7 +39,8 @@ import torch
 
 from ..spatial import ddf_mm_to_voxel, ddf_voxel_to_mm
 from .atomic import atomic_write_path
-from .images import check_output_suffix
+from .images import check_output_suffix, itk_write
+from .inputs import check_nifti_size
 
 __all__ = ["save_ddf", "load_ddf", "ras_to_lps_affine", "itk_geometry_from_affine"]
 
@@ -136,7 +138,7 @@ def save_ddf(path: PathLike, ddf, fixed_affine, overwrite: bool = False) -> Path
     field.SetOrigin(origin.tolist())
     field.SetDirection(itk.matrix_from_array(np.ascontiguousarray(direction)))
     with atomic_write_path(path) as tmp:  # never a half-written file under the final name
-        itk.imwrite(field, str(tmp))
+        itk_write(field, tmp)
     return path
 
 
@@ -150,8 +152,12 @@ def _nifti_finite(path: Path) -> bool:
 
 
 def _first_line(err: BaseException) -> str:
-    """The first line of an exception's message (ITK's run over many lines)."""
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+    """One line of an exception's message: ITK's run over many lines, starting with a source file location and
+    ``ITK ERROR: Class(0x...):``; a line ending with ``:`` gets the last line (the reason) appended."""
+    lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+    lines = [ln for ln in lines if not re.fullmatch(r"\S+\.(cxx|hxx|h|cpp):\d+:", ln)]
+    lines = [re.sub(r"^ITK ERROR: \w+\(0x[0-9a-fA-F]+\): ", "", ln) for ln in lines] or [type(err).__name__]
+    return f"{lines[0]} {lines[-1]}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]
 
 
 def _read_vector_field(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -200,6 +206,30 @@ def _read_vector_field(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return arr, ras_to_lps_affine(affine_lps)
 
 
+def _check_nifti_geometry(path: Path, affine_itk: np.ndarray) -> None:
+    """Refuse a NIfTI DDF whose grid ITK (which reads it here) and nibabel read differently: a header with no sform nor
+    qform code, or whose sform and qform disagree; warping with it would put the output elsewhere than other tools.
+
+    Raises:
+        ValueError: naming the file, with both affines.
+    """
+    if not path.name.lower().endswith((".nii", ".nii.gz")):
+        return
+    import nibabel as nib
+
+    header = nib.load(str(path)).header
+    ndim = affine_itk.shape[0] - 1
+    ref = np.asarray(header.get_best_affine(), dtype=np.float64)
+    ref = np.concatenate([ref[:ndim, :ndim], ref[:ndim, 3:]], axis=1) if ndim == 2 else ref[:3]
+    if not np.allclose(affine_itk[:-1], ref, rtol=1e-4, atol=1e-3):
+        codes = "no sform nor qform code" if header["sform_code"] == 0 == header["qform_code"] else "sform and qform"
+        raise ValueError(
+            f"DDF file {path}: ambiguous NIfTI header ({codes}): ITK reads the grid "
+            f"{np.round(affine_itk[:-1], 4).tolist()}, nibabel {np.round(ref, 4).tolist()}; write the field with a "
+            "consistent sform and qform (as ITK, ANTs, SimpleITK and monai-reg do)."
+        )
+
+
 def load_ddf(path: PathLike) -> tuple[torch.Tensor, torch.Tensor]:
     """Read an ITK displacement field (written by :func:`save_ddf`, ITK, ANTs or SimpleITK) back to voxels.
 
@@ -215,16 +245,24 @@ def load_ddf(path: PathLike) -> tuple[torch.Tensor, torch.Tensor]:
 
     Raises:
         FileNotFoundError / IsADirectoryError / ValueError naming the file when it is missing, a folder, unreadable,
-        not a displacement field (wrong number of components) or holds NaN/inf.
+        truncated, not a displacement field (wrong number of components) or holds NaN/inf.
     """
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"DDF file {path} is a directory; expected an ITK displacement field file.")
     if not path.is_file():
         raise FileNotFoundError(f"DDF file {path} does not exist.")
+    check_nifti_size(path, "DDF file")  # a header claiming more than the file holds: refused before reading
     arr, affine_ras = _read_vector_field(path)
-    if not np.isfinite(arr).all() or not _nifti_finite(path):
+    try:
+        finite = np.isfinite(arr).all() and _nifti_finite(path)
+    except Exception as err:  # ITK may zero-fill a truncated .nii(.gz); nibabel reads the bytes that are there
+        raise ValueError(
+            f"cannot read DDF file {path}: truncated or corrupt ({type(err).__name__}: {_first_line(err)})."
+        ) from None
+    if not finite:
         raise ValueError(f"DDF file {path}: contains NaN or infinite displacements.")
+    _check_nifti_geometry(path, affine_ras)
     affine = torch.as_tensor(affine_ras)
     ddf_lps = torch.as_tensor(np.moveaxis(arr.astype(np.float64), -1, 0))  # (D, x, y, z) LPS mm
     ddf_ras = ddf_lps.clone()

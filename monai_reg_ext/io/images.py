@@ -3,6 +3,7 @@ and a MONAI-based reader."""
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 from typing import Union
@@ -12,7 +13,7 @@ import torch
 
 from .atomic import atomic_write_path
 
-__all__ = ["save_image", "load_image", "check_output_suffix", "OUTPUT_SUFFIXES"]
+__all__ = ["save_image", "load_image", "check_output_suffix", "itk_write", "itk_header_affine", "OUTPUT_SUFFIXES"]
 
 #: suffixes of the image and DDF files monai-reg writes
 OUTPUT_SUFFIXES = (".nii", ".nii.gz", ".mha", ".nrrd")
@@ -50,6 +51,29 @@ def check_output_suffix(path: PathLike) -> str:
     raise ValueError(
         f"{path}: cannot write a {suffix or 'suffix-less'!r} file; use one of {', '.join(OUTPUT_SUFFIXES)}."
     )
+
+
+def itk_header_affine(path: PathLike) -> np.ndarray | None:
+    """The voxel-to-world RAS affine that ITK (and ITK-based tools: ANTs, 3D Slicer, ITK-SNAP) reads from a file's
+    header, without reading its voxels; None when ITK has no reader for it or cannot read the header."""
+    import itk
+
+    try:
+        image_io = itk.ImageIOFactory.CreateImageIO(str(path), itk.CommonEnums.IOFileMode_ReadMode)
+        if image_io is None:
+            return None
+        image_io.SetFileName(str(path))
+        image_io.ReadImageInformation()
+        ndim = int(image_io.GetNumberOfDimensions())
+        spacing = np.array([image_io.GetSpacing(k) for k in range(ndim)], dtype=np.float64)
+        origin = np.array([image_io.GetOrigin(k) for k in range(ndim)], dtype=np.float64)
+        direction = np.array([image_io.GetDirection(k) for k in range(ndim)], dtype=np.float64).T
+    except Exception:  # unreadable headers are reported by the readers, with their own messages
+        return None
+    affine = np.eye(ndim + 1)
+    affine[:ndim, :ndim], affine[:ndim, ndim] = direction * spacing, origin
+    flip = np.diag([-1.0, -1.0] + [1.0] * (ndim - 1))[: ndim + 1, : ndim + 1] if ndim >= 2 else np.eye(ndim + 1)
+    return flip @ affine  # LPS -> RAS
 
 
 def _spatial_array(arr: np.ndarray, ndim: int) -> np.ndarray:
@@ -103,7 +127,18 @@ def _write_itk(path: Path, arr: np.ndarray, aff: np.ndarray) -> None:
     image.SetSpacing(spacing.tolist())
     image.SetOrigin(origin.tolist())
     image.SetDirection(itk.matrix_from_array(np.ascontiguousarray(direction)))
-    itk.imwrite(image, str(path), compression=True)
+    itk_write(image, path, compression=True)
+
+
+def itk_write(image, path: Path, **kwargs) -> None:
+    """``itk.imwrite``, whose failures (a RuntimeError over many lines) become an ``OSError`` naming ``path``."""
+    import itk
+
+    try:
+        itk.imwrite(image, str(path), **kwargs)
+    except RuntimeError as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise OSError(errno.EIO, f"ITK could not write the file ({first})", str(path)) from err
 
 
 def save_image(path: PathLike, array, affine, dtype=None, overwrite: bool = False) -> Path:

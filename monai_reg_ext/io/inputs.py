@@ -6,6 +6,7 @@ Used by :func:`monai_reg_ext.register` and the ``monai-reg`` commands: every inp
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Union
@@ -15,12 +16,16 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import LoadImage
 
-__all__ = ["ImageLike", "load_input", "check_nifti_size", "MAX_VOXELS"]
+from ..spatial.resample import affine_nd
+
+__all__ = ["ImageLike", "load_input", "check_nifti_size", "check_affine", "MAX_VOXELS"]
 
 MAX_VOXELS = 2**30
 """Largest image (voxels x channels) read: 4 GiB as float32. Larger headers are refused before any allocation."""
 
 ImageLike = Union[str, os.PathLike, np.ndarray, torch.Tensor]
+
+logger = logging.getLogger(__name__)
 
 
 def load_input(x: ImageLike, name: str, spatial_dims: int, single_channel: bool = False) -> MetaTensor:
@@ -57,6 +62,7 @@ def load_input(x: ImageLike, name: str, spatial_dims: int, single_channel: bool 
             raise ValueError(
                 f"{name}: cannot read {str(path)!r} as an image ({type(err).__name__}: {first})."
             ) from None
+        check_affine(img, path, what)
         if img.ndim == spatial_dims and spatial_dims == 2:
             img = img[None]
     else:
@@ -68,6 +74,11 @@ def load_input(x: ImageLike, name: str, spatial_dims: int, single_channel: bool 
         raise ValueError(
             f"{what}: expected a {spatial_dims}-D image (shape (*S) or (C, *S)), got shape {tuple(img.shape)}."
         )
+    if 0 in img.shape[1:]:
+        raise ValueError(f"{what}: an empty image (shape {tuple(img.shape[1:])}, no voxel along an axis).")
+    lin = affine_nd(img.affine, spatial_dims)[:spatial_dims, :spatial_dims]
+    if not np.isfinite(lin).all() or abs(float(np.linalg.det(lin))) < 1e-12:
+        raise ValueError(f"{what}: its affine is singular (determinant 0), so its voxels have no world position.")
     if single_channel and img.shape[0] != 1:
         raise ValueError(
             f"{what}: expected a single-channel {spatial_dims}-D image, got {img.shape[0]} channels "
@@ -77,6 +88,79 @@ def load_input(x: ImageLike, name: str, spatial_dims: int, single_channel: bool 
     if not torch.isfinite(img).all():
         raise ValueError(f"{what}: contains NaN or infinite voxels.")
     return img
+
+
+def _same_grid(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two voxel-to-world affines agree, up to float32 storage in a header (1e-4 relative, 1e-3 mm)."""
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-4, atol=1e-3))
+
+
+def check_affine(img: MetaTensor, path: Path, what: str) -> None:
+    """Refuse an image whose voxel-to-world affine is not finite, or (3-D NIfTI) is not what every tool reads.
+
+    MONAI's NIfTI reader "corrects" a header whose sform disagrees with its pixdim by taking the qform instead, where
+    nibabel and the NIfTI rules take the sform; ITK (ANTs, 3D Slicer, ITK-SNAP) may take the qform where nibabel takes
+    the sform. When these differ, the same file lies elsewhere in the world for monai-reg than for other tools, and
+    outputs would not overlay it there: such an ambiguous header is refused (a sheared grid, which ITK cannot hold,
+    is read as nibabel does; a sheared fixed image is refused by the registration). A header with no sform nor
+    qform code (no defined world position: nibabel centres the grid, ITK puts voxel 0 at the origin) is read as
+    nibabel does, with a warning.
+
+    Raises:
+        ValueError: naming ``what`` (the input and its file), with the affines that disagree.
+    """
+    affine = np.asarray(img.affine, dtype=np.float64)
+    if not np.isfinite(affine).all():
+        raise ValueError(
+            f"{what}: its voxel-to-world affine is not finite (NaN or infinite in the sform, qform or pixdim): "
+            f"{np.round(affine[:-1], 4).tolist()}."
+        )
+    if not "".join(path.suffixes[-2:]).lower().endswith((".nii", ".nii.gz")) or affine.shape != (4, 4):
+        return
+    import nibabel as nib
+
+    from .images import itk_header_affine
+
+    try:
+        header = nib.load(str(path)).header  # the header only
+    except Exception:  # read by MONAI already
+        return
+    ref = np.asarray(header.get_best_affine(), dtype=np.float64)
+    if not np.isfinite(ref).all():
+        raise ValueError(
+            f"{what}: its voxel-to-world affine is not finite (NaN or infinite in the sform, qform or pixdim): "
+            f"{np.round(ref[:-1], 4).tolist()}."
+        )
+    if not _same_grid(affine, ref):
+        unit = ref[:3, :3] / np.linalg.norm(ref[:3, :3], axis=0).clip(1e-12)
+        sheared = (
+            " is sheared (e.g. CT gantry tilt) and" if not np.allclose(unit.T @ unit, np.eye(3), atol=1e-4) else ""
+        )
+        raise ValueError(
+            f"{what}: ambiguous NIfTI header: its sform {np.round(ref[:-1], 4).tolist()} (what nibabel reads){sheared} "
+            f"disagrees with its pixdim, and MONAI would read the qform {np.round(affine[:-1], 4).tolist()} instead; "
+            "make the sform and qform agree (or set sform_code 0)."
+        )
+    lin = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0).clip(1e-12)
+    if not np.allclose(lin.T @ lin, np.eye(3), atol=1e-4):
+        return  # a sheared grid (CT gantry tilt), which ITK cannot hold: nibabel's reading is the right one
+    itk_affine = itk_header_affine(path) if int(header["dim"][0]) >= 3 else None
+    if itk_affine is not None and itk_affine.shape[0] > 4:  # 4-D (channels, time): its 3 spatial axes
+        itk_affine = itk_affine[np.ix_([0, 1, 2, -1], [0, 1, 2, -1])]
+    if itk_affine is None or _same_grid(affine, itk_affine):
+        return
+    if int(header["sform_code"]) == 0 and int(header["qform_code"]) == 0:
+        logger.warning(
+            "%s: no sform nor qform code: the world position of its grid is undefined (nibabel, read here, centres "
+            "it; ITK-based tools put voxel 0 at the origin): outputs follow nibabel.",
+            what,
+        )
+        return
+    raise ValueError(
+        f"{what}: ambiguous NIfTI header: nibabel and MONAI read the grid {np.round(affine[:-1], 4).tolist()} "
+        f"(sform), ITK-based tools (ANTs, 3D Slicer) {np.round(itk_affine[:-1], 4).tolist()} (qform); outputs would "
+        "not overlay it in every viewer: make the sform and qform agree."
+    )
 
 
 def check_nifti_size(path: Path, name: str, max_voxels: int = MAX_VOXELS) -> None:
@@ -104,6 +188,8 @@ def check_nifti_size(path: Path, name: str, max_voxels: int = MAX_VOXELS) -> Non
     except Exception:  # unreadable headers are reported by the image reader with its own message
         return
     voxels = int(np.prod(shape, dtype=np.int64)) if shape else 0
+    if voxels == 0:
+        raise ValueError(f"{name}: {str(path)!r} declares shape {shape}: an empty image (an axis without voxels).")
     if voxels > max_voxels:
         raise ValueError(
             f"{name}: {str(path)!r} declares shape {shape} ({voxels:,} voxels), over the limit of {max_voxels:,} "

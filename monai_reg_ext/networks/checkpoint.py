@@ -20,7 +20,7 @@ from .._version import __version__
 from .conditional import ConditionalSegmentationNet
 from .registration import RegistrationNet
 
-__all__ = ["save_checkpoint", "load_checkpoint", "NETWORK_CLASSES"]
+__all__ = ["save_checkpoint", "load_checkpoint", "read_torch_file", "weights_load_error", "NETWORK_CLASSES"]
 
 NETWORK_CLASSES: dict[str, type[nn.Module]] = {
     "RegistrationNet": RegistrationNet,
@@ -32,6 +32,36 @@ _NESTED_KEYS = ("state_dict", "model", "network", "net")
 
 def _version() -> str:
     return str(__version__)
+
+
+def weights_load_error(err: BaseException) -> str:
+    """One line saying why ``torch.load(weights_only=True)`` failed (without torch's advice to load unsafely)."""
+    text = str(err).strip()
+    if "WeightsUnpickler error:" in text:
+        detail = (text.split("WeightsUnpickler error:", 1)[1].strip().splitlines() or [""])[0]
+        return f"refused by the weights-only unpickler (pickled Python objects can run code): {detail or '?'}"
+    return f"{type(err).__name__}: {(text.splitlines() or [''])[0].split('. ')[0].rstrip('.')}"
+
+
+def read_torch_file(path: str | os.PathLike, what: str = "checkpoint", map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` with one-line errors naming ``what`` and the file.
+
+    Raises:
+        FileNotFoundError / IsADirectoryError: no such file, or a folder.
+        ValueError: truncated or corrupt file, not a torch file, or pickled objects (refused, never run).
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"{what} {str(p)!r} is a directory; expected a checkpoint file.")
+    if not p.is_file():
+        raise FileNotFoundError(f"{what} {str(p)!r}: no such checkpoint file.")
+    try:
+        return torch.load(str(p), map_location=map_location, weights_only=True)
+    except Exception as err:  # truncated zip, not a torch file, pickled objects refused by weights_only
+        raise ValueError(
+            f"{what} {p}: cannot load the checkpoint with torch.load(weights_only=True) (truncated or corrupt file, "
+            f"or pickled objects): {weights_load_error(err)}."
+        ) from None
 
 
 def _check_plain(value: Any, where: str) -> None:
@@ -81,9 +111,11 @@ def save_checkpoint(net: nn.Module, path: str | os.PathLike, **extra: Any) -> Pa
         "monai_reg_version": _version(),
         "extra": dict(extra),
     }
+    from ..io.atomic import atomic_write_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(payload, path)
+    with atomic_write_path(path) as tmp:  # a crash while writing never leaves a truncated checkpoint
+        torch.save(payload, tmp)
     return path
 
 
@@ -157,13 +189,13 @@ def load_checkpoint(
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: no config for a bare state_dict, an unknown class, or weights of another architecture (naming
-            the path, the config and the mismatching keys).
+        ValueError: a truncated or corrupt file (naming it), no config for a bare state_dict, an unknown class, or
+            weights of another architecture (naming the path, the config and the mismatching keys).
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.is_file() and not path.is_dir():
         raise FileNotFoundError(f"load_checkpoint: expected an existing checkpoint file, got {str(path)!r}.")
-    obj = torch.load(path, map_location=map_location, weights_only=True)
+    obj = read_torch_file(path, "load_checkpoint:", map_location=map_location)
     state, stored_config, stored_class = _extract_state_dict(obj, path)
     cfg = dict(config) if config is not None else stored_config
     if cfg is None:

@@ -180,7 +180,7 @@ def test_save_is_atomic_and_never_mixes_runs(affine_pair, tmp_path, monkeypatch)
     monkeypatch.setattr(io, "save_ddf", broken)
     with pytest.raises(OSError, match="disk full"):
         first.save(tmp_path / "fresh", figure=False)
-    assert not any((tmp_path / "fresh").iterdir())  # nothing half-written, no temporary folder left
+    assert not (tmp_path / "fresh").exists()  # nothing half-written, no temporary folder, no empty folder left
     with pytest.raises(OSError):
         first.save(out, overwrite=True, figure=False)
     assert sorted(p.name for p in out.iterdir()) == before  # the earlier set is intact
@@ -192,7 +192,10 @@ def test_sheared_fixed_grid_is_refused_before_writing(affine_pair, tmp_path):
     sheared[0, 2] = 0.35  # gantry tilt: the slice axis leans
     img = nib.load(str(paths["fixed"]))
     nib.save(nib.Nifti1Image(np.asarray(img.dataobj), sheared), tmp_path / "tilted.nii.gz")
-    result = register(paths["moving"], tmp_path / "tilted.nii.gz", stages="affine", device="cpu")
+    with pytest.raises(ValueError, match=r"fixed .*tilted\.nii\.gz.*not orthogonal.*gantry"):
+        register(paths["moving"], tmp_path / "tilted.nii.gz", stages="affine", device="cpu")  # before registering
+    result = register(paths["moving"], paths["fixed"], stages="affine", device="cpu")
+    result.fixed.affine = torch.as_tensor(sheared)  # the check when saving stays, for results made otherwise
     with pytest.raises(ValueError, match="not orthogonal.*gantry"):
         result.save(tmp_path / "o")
     assert not (tmp_path / "o").exists()

@@ -39,7 +39,11 @@ def write(path, arr, affine=None):
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """A bundle (8^3 grid, random output layer so the DDF is not zero) and a moving/fixed pair with labels."""
-    root = tmp_path_factory.mktemp("rel")
+    return make_files(tmp_path_factory.mktemp("rel"))
+
+
+def make_files(root) -> dict:
+    """The files of :func:`files` in ``root`` (also used by ``scripts/reliability_cases.py``)."""
     bundle = root / "bundle"
     (bundle / "configs").mkdir(parents=True)
     (bundle / "models").mkdir()
