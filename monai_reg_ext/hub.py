@@ -330,19 +330,17 @@ def record_versions(
                 "configs/metadata.json and add a changelog entry first (or pass --force)."
             )
         out[b.name] = {"version": version, "content_sha256": digest}
-    record.write_text(json.dumps(out, indent=4, sort_keys=True) + "\n")
+    from .io.atomic import atomic_write_text
+
+    atomic_write_text(record, json.dumps(out, indent=4, sort_keys=True) + "\n")
     return out
 
 
 def _load_error(err: Exception) -> str:
     """One line saying why ``torch.load(weights_only=True)`` failed, without torch's advice to load unsafely."""
-    text = str(err).strip()
-    if "WeightsUnpickler error:" in text:
-        detail = text.split("WeightsUnpickler error:", 1)[1].strip()
-        detail = (detail.splitlines() or [""])[0].split(" was not an allowed global")[0].strip()
-        return f"refused by the weights-only unpickler (pickled Python objects can run code): {detail or '?'}"
-    first = (text.splitlines() or [""])[0].split(". ")[0].rstrip(".")
-    return f"{type(err).__name__}: {first}"
+    from .networks.checkpoint import weights_load_error
+
+    return weights_load_error(err).split(" was not an allowed global")[0]
 
 
 def check_weights(path: str | os.PathLike, label: str | None = None) -> dict:
@@ -1017,20 +1015,10 @@ def check_checkpoint(path: str | os.PathLike, resume: bool = False, what: str = 
         ValueError: truncated or corrupt, pickled objects, not a dict, or (``resume``) keys missing; one line naming
             the file.
     """
-    import torch
+    from .networks.checkpoint import read_torch_file
 
     p = Path(path)
-    if p.is_dir():
-        raise IsADirectoryError(f"{what} {str(p)!r} is a directory; expected a checkpoint file.")
-    if not p.is_file():
-        raise FileNotFoundError(f"{what} {str(p)!r}: no such checkpoint file.")
-    try:
-        state = torch.load(str(p), map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated zip, not a torch file, pickled objects refused by weights_only
-        raise ValueError(
-            f"{what} {p}: cannot load the checkpoint with torch.load(weights_only=True) (truncated or corrupt file, "
-            f"or pickled objects): {_load_error(err)}."
-        ) from None
+    state = read_torch_file(p, what)
     if not isinstance(state, dict):
         raise ValueError(f"{what} {p}: expected a dict of state dicts, got a {type(state).__name__}.")
     missing = [k for k in RESUME_KEYS if k not in state] if resume else []
