@@ -284,15 +284,22 @@ def predict(
     device: str | None = None,
     overwrite: bool = False,
     weights: str | None = None,
+    figure: bool = False,
+    threads: int | None = None,
+    resume: bool = False,
 ) -> str:
     """Register every pair of a JSON list and write per-pair folders, metrics.csv, summary.csv and status.csv into
     OUTPUT.
 
     The pairs file is checked first (every entry has a moving and a fixed image, every file exists, NIfTI headers fit
-    their files; existing outputs need --overwrite): any problem stops predict before anything is written. A pair that
-    fails later (e.g. a truncated image) is skipped, its folder left out, and recorded in status.csv (``ok`` or
-    ``failed`` with the error, one row per pair); the other pairs are written and predict then exits with status 2
-    and a one-line summary of the failures. Each pair folder is written atomically, the CSV files too.
+    their files; existing outputs need --overwrite or --resume): any problem stops predict before anything is written.
+    A pair that fails later (e.g. a truncated image) is skipped, its folder left out, and recorded in status.csv
+    (``ok`` or ``failed`` with the error, one row per pair); the other pairs are written and predict then exits with
+    status 2 and a one-line summary of the failures. Each pair folder is written atomically, the CSV files too.
+
+    Under ``torchrun --nproc_per_node N -m monai_reg_ext predict ...`` (also with ``--nnodes``, several machines, one
+    shared output folder) the processes share the list: process ``rank`` registers the pairs ``i % N == rank`` (on
+    ``cuda:LOCAL_RANK`` with CUDA, else gloo on CPU), and rank 0 writes the three tables once every process is done.
 
     Args:
         bundle: bundle folder.
@@ -303,44 +310,124 @@ def predict(
         device: where to run.
         overwrite: replace existing outputs (a failing pair's earlier outputs are removed).
         weights: another weights file of the same network; default: BUNDLE/models/model.pt.
+        figure: also write each pair's registration.png (about 0.2 s per pair).
+        threads: CPU threads for torch per process; default as ``register`` (half the CPU cores, at most 4), divided
+            among the processes of a machine under torchrun.
+        resume: continue an interrupted run into OUTPUT: pairs whose folder holds every output are kept (their
+            metrics.csv is read back for the tables), the others are registered.
     """
-    from .api import register as api_register
-    from .api.result import clear_outputs, csv_text, write_metric_tables
+    from .api.cohort import barrier, close_shard, gather_to_main, shard_device, start_shard
     from .bundle import load_bundle
-    from .io.atomic import atomic_write_text
 
     _check_device(device)
-    entries = _predict_entries(pairs)
-    out = Path(output)
-    _check_predict_outputs(out, [e["name"] for e in entries], overwrite)
-    model = load_bundle(bundle, device=device, weights=weights)
+    if resume and overwrite:
+        raise ValueError("predict: --resume keeps the finished pairs and --overwrite replaces them; choose one.")
+    shard = start_shard(device)
+    try:
+        entries = _predict_entries(pairs)
+        out = Path(output)
+        if not resume:
+            _check_predict_outputs(out, [e["name"] for e in entries], overwrite)
+        _set_threads(threads, shard.world_size)
+        dev = shard_device(device, shard)
+        barrier(shard)  # no process writes before every process has checked the outputs
+        model = load_bundle(bundle, device=dev, weights=weights)
+        mine = [e for i, e in enumerate(entries) if shard.takes(i)]
+        rows, status, fatal = _predict_pairs(model, mine, out, dev, overwrite or resume, figure, resume)
+        gathered = gather_to_main([(rows, status, _portable(fatal))], shard)
+    finally:
+        close_shard(shard)
+    if fatal is not None:
+        raise fatal
+    if gathered is None:  # not rank 0: rank 0 writes the tables
+        return str(out)
+    return _write_predict_tables(out, entries, gathered, overwrite)
+
+
+def _set_threads(threads: int | None, processes: int) -> None:
+    """torch's CPU threads: ``threads``, else half the CPU cores (at most 4) shared by the processes of a machine."""
+    import torch
+
+    if threads is None:
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", processes))
+        threads = max(1, min(4, max(1, (os.cpu_count() or 2) // 2)) // max(1, local))
+    if int(threads) < 1:
+        raise ValueError(f"--threads: expected an int >= 1, got {threads}.")
+    torch.set_num_threads(int(threads))
+
+
+def _pair_output_names(entry: dict[str, str], figure: bool) -> list[str]:
+    """The files a finished pair folder of ``predict`` holds."""
+    names = ["warped_moving.nii.gz", "ddf.nii.gz", "metrics.csv"]
+    return names + ["warped_moving_label.nii.gz"] * bool(entry.get("moving_label")) + ["registration.png"] * figure
+
+
+def _predict_pairs(model, entries, out: Path, device, overwrite: bool, figure: bool, resume: bool):
+    """Register ``entries`` (this process's share) into ``out``: ``(rows, status, fatal)``, where ``fatal`` is the
+    error (an output that cannot be written) that stopped this process, else None; with ``resume`` a finished pair
+    folder is kept and its metrics.csv read back."""
+    from .api import register as api_register
+    from .api.cohort import pair_outputs_complete, read_pair_metrics
+    from .api.result import clear_outputs
+
     rows, status = [], []
     for entry in entries:
         name, moving, fixed = entry["name"], entry["moving_image"], entry["fixed_image"]
+        base = {"pair": name, "moving": moving, "fixed": fixed}
         try:
-            result = api_register(moving, fixed, bundle=model, moving_label=entry.get("moving_label"),
-                                  fixed_label=entry.get("fixed_label"), device=device)  # fmt: skip
-            result.save(out / name, overwrite=overwrite)
+            if resume and pair_outputs_complete(out / name, _pair_output_names(entry, figure)):
+                metrics = read_pair_metrics(out / name)
+            else:
+                result = api_register(moving, fixed, bundle=model, moving_label=entry.get("moving_label"),
+                                      fixed_label=entry.get("fixed_label"), device=device)  # fmt: skip
+                result.save(out / name, overwrite=overwrite, figure=figure)
+                metrics = result.metrics
         except PAIR_ERRORS as err:
             if overwrite:
                 clear_outputs(out / name)  # an earlier run's outputs would pass for this run's
-            status.append({"pair": name, "moving": moving, "fixed": fixed, "status": "failed", "error": _message(err)})
+            status.append({**base, "status": "failed", "error": _message(err)})
             continue
-        rows.append({"pair": name, "moving": moving, "fixed": fixed, **result.metrics})
-        status.append({"pair": name, "moving": moving, "fixed": fixed, "status": "ok", "error": ""})
+        except Exception as err:  # an output error: stop here, after the other processes are told (gather)
+            return rows, status, err
+        rows.append({**base, **metrics})
+        status.append({**base, "status": "ok", "error": ""})
+    return rows, status, None
+
+
+def _portable(err: BaseException | None) -> BaseException | None:
+    """``err`` as an exception that travels between processes (pickled): an ``OSError`` keeps its errno, message and
+    file; anything else becomes a RuntimeError naming its type."""
+    if err is None or type(err) in (OSError, ValueError, KeyError, RuntimeError, MemoryError):
+        return err
+    if isinstance(err, OSError):
+        return OSError(err.errno, err.strerror or str(err), err.filename)
+    return RuntimeError(f"{type(err).__name__}: {err}")
+
+
+def _write_predict_tables(out: Path, entries: list[dict[str, str]], gathered: list, overwrite: bool) -> str:
+    """Rank 0: metrics.csv, summary.csv and status.csv of every process's rows, in the order of the pairs file."""
+    from .api.result import csv_text, write_metric_tables
+    from .io.atomic import atomic_write_text
+
+    failures = [f for _, _, f in gathered if f is not None]
+    if failures:
+        raise failures[0]
+    order = {e["name"]: i for i, e in enumerate(entries)}
+    rows = sorted((r for part, _, _ in gathered for r in part), key=lambda r: order[r["pair"]])
+    status = sorted((r for _, part, _ in gathered for r in part), key=lambda r: order[r["pair"]])
     if rows:
         write_metric_tables(out, rows)
     elif overwrite:
         for stale in (out / "metrics.csv", out / "summary.csv"):
             stale.unlink(missing_ok=True)
     atomic_write_text(out / "status.csv", csv_text(status, fieldnames=["pair", "moving", "fixed", "status", "error"]))
-    print(f"wrote {len(rows)} of {len(entries)} pairs to {output} (per-pair status: {out / 'status.csv'})")
+    print(f"wrote {len(rows)} of {len(entries)} pairs to {out} (per-pair status: {out / 'status.csv'})")
     failed = [r for r in status if r["status"] == "failed"]
     if failed:
         more = f"; {len(failed) - 1} more" if len(failed) > 1 else ""
         raise ValueError(
             f"predict: {len(failed)} of {len(entries)} pairs failed ({failed[0]['pair']}: {failed[0]['error']}{more}); "
-            f"the {len(rows)} other(s) are in {output}; per-pair status in {out / 'status.csv'}."
+            f"the {len(rows)} other(s) are in {out}; per-pair status in {out / 'status.csv'}."
         )
     return str(out)
 
@@ -374,14 +461,18 @@ def _predict_entries(pairs: str) -> list[dict[str, str]]:
 
 
 def _check_predict_outputs(out: Path, names: list[str], overwrite: bool) -> None:
-    """Refuse, before anything is written, outputs of an earlier run (CSV files, pair folders) without --overwrite."""
+    """Refuse, before anything is written, outputs of an earlier run (CSV files, pair folders) without --overwrite
+    (or --resume, which does not call this)."""
     if overwrite or not out.is_dir():
         return
     found = [n for n in ("metrics.csv", "summary.csv", "status.csv") if (out / n).exists()]
     found += [n for n in names if (out / n).is_dir() and any((out / n).iterdir())]
     if found:
         shown = ", ".join(found[:4]) + (", ..." if len(found) > 4 else "")
-        raise FileExistsError(f"{out} holds the outputs of an earlier run ({shown}); pass --overwrite to replace them.")
+        raise FileExistsError(
+            f"{out} holds the outputs of an earlier run ({shown}); pass --overwrite to replace them, or --resume to "
+            "keep its finished pairs and register the others."
+        )
 
 
 def warp(image: str, ddf: str, output: str, mode: str = "bilinear", overwrite: bool = False) -> str:

@@ -283,5 +283,6 @@ def save_registration_figure(
     plot_deformation_grid(ax, disp, grid_step, color="r", lw=0.5)
     ax.set_title(titles[-1], fontsize=9)
     ax.axis("off")
-    fig.tight_layout()
+    # fixed margins: the panels have no ticks or labels, and tight_layout would double the figure's cost (0.2 s)
+    fig.subplots_adjust(left=0.005, right=0.995, bottom=0.01, top=0.9, wspace=0.03)
     return _save_figure(fig, path, dpi=80)

@@ -4,6 +4,13 @@ Sections (``--sections``, default all):
 
 - ``threads``: the bundle network's forward pass at the bundle size with 1 and with 2 torch threads, interleaved (on a
   shared, loaded machine more threads can be slower: this says which thread count the other sections should use).
+- ``speed`` (issue 22): warm seconds per pair of the network path, the bare network call and ``register`` on the
+  files (without and with writing the outputs), against ANTs SyN and greedy on the same pairs, in one process with
+  the same threads, interleaved pair by pair; speed ratios per pair (``speed``).
+- ``cold_start``: fresh processes, interleaved: ``python -c "import torch"``, ``monai-reg --help`` and ``monai-reg
+  register`` of the bundle's example pair (with and without the PNG); ratios to ``import torch``.
+- ``predict_scale``: ``monai-reg predict`` on the test pairs repeated (16 with ``--quick``, else 32) under ``torchrun``
+  with 1 and 2 processes on CPU (gloo, 1 thread each): wall time with start-up and the rate after start-up.
 - ``inference``: seconds per pair (median of ``repeats`` after one warm-up call) and peak memory of the network
   registration (``network(moving, fixed)``: backbone, scaling and squaring, warping) of the bundle's ``network_def``
   with its trained weights at cubic sizes ``sizes`` (the network is fully convolutional). Inputs are **synthetic
@@ -43,6 +50,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import functools
 import json
 import os
 import platform
@@ -90,7 +98,18 @@ __all__ = [
 ]
 
 BUNDLE = ROOT / "bundles" / "unpaired_mr_brain"
-SECTIONS = ("threads", "inference", "register_io", "peers", "engine", "training", "pairwise")
+SECTIONS = (
+    "threads",
+    "speed",
+    "cold_start",
+    "predict_scale",
+    "inference",
+    "register_io",
+    "peers",
+    "engine",
+    "training",
+    "pairwise",
+)
 DEFAULT_SECTIONS = SECTIONS[:-1]  # "pairwise" (about 45 min) runs only when asked
 PEER_METHODS = ("ants_syn", "ants_syn_full", "elastix_bspline")
 
@@ -446,6 +465,224 @@ def peers(
     }
 
 
+# ------------------------------------------------------------------------------------------------------------- speed
+def _bare_network_call(model: Any, moving: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
+    """The network call of ``register`` on the two network inputs: the DDF alone (a ``RegistrationNet`` called with
+    the pair concatenated), in ``torch.inference_mode``."""
+    with torch.inference_mode():
+        if hasattr(model.network, "predict_ddf"):
+            return model.network(torch.cat([moving, fixed], dim=1))
+        out = model.network(moving, fixed)
+        return out["ddf"] if isinstance(out, dict) else out
+
+
+def speed(
+    bundle: str | Path = BUNDLE,
+    pairs: str | Path | None = None,
+    repeats: int = 2,
+    max_pairs: int | None = None,
+    threads: int = 1,
+    peer_names: tuple[str, ...] = ("ants_syn", "greedy"),
+) -> dict[str, Any]:
+    """Warm seconds per pair of the network path against ANTs SyN and greedy on the same pairs, in one process with
+    the same threads, interleaved pair by pair (each round runs every method on every pair; one warm-up call of each
+    first): the bare network call (``network``), ``register`` on the files without writing (``register``: reading,
+    resampling, the network, the DDF on the fixed grid, the warp, folding/SDlogJ) and with its outputs written
+    (``register_save``: NIfTI files and metrics.csv, no PNG). Peers: their registration wall time. Ratios: per pair,
+    the peer's median over the method's, then the median over pairs."""
+    from bench_network_path import network_inputs
+
+    from monai_reg_ext.api import register
+    from monai_reg_ext.bundle import load_bundle
+
+    env_threads = compare_registration.configure_threads(threads)
+    pairs_path = Path(pairs or Path(bundle) / "data" / "test" / "pairs.json")
+    items = json.loads(pairs_path.read_text())
+    items = (items.get("pairs", items) if isinstance(items, dict) else items)[: max_pairs or None]
+    loaded = [compare_registration.load_pair(it, pairs_path.parent) for it in items]
+    model = load_bundle(str(bundle), device="cpu")
+    run_peers, notes = [], {}
+    for m in peer_names:
+        ok, why = compare_registration._peer_available(m)
+        if ok:
+            run_peers.append(m)
+        else:
+            notes[m] = f"skipped: {why}"
+    methods: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        counter = iter(range(10**6))
+
+        def reg(pair: dict[str, Any], save: bool) -> float:
+            start = time.perf_counter()
+            result = register(str(pair["paths"]["moving"]), str(pair["paths"]["fixed"]), bundle=model, device="cpu")
+            if save:
+                result.save(Path(tmp) / f"p{next(counter)}", figure=False)
+            return time.perf_counter() - start
+
+        def bare(pair: dict[str, Any]) -> float:
+            inputs = network_inputs(model, str(pair["paths"]["moving"]), str(pair["paths"]["fixed"]))
+            start = time.perf_counter()
+            _bare_network_call(model, *inputs)
+            return time.perf_counter() - start
+
+        methods["network"] = bare
+        methods["register"] = lambda pair: reg(pair, False)
+        methods["register_save"] = lambda pair: reg(pair, True)
+
+        def peer(pair: dict[str, Any], m: str) -> float:
+            with benchmark_pairwise._Quiet():  # greedy prints every iteration
+                return compare_registration.run_method(m, pair)["seconds"]
+
+        for m in run_peers:
+            methods[m] = functools.partial(peer, m=m)
+        times = _interleave(methods, loaded, int(repeats))
+    return _speed_summary(times, methods, run_peers, env_threads, notes, pairs_path, int(repeats))
+
+
+def _interleave(methods: dict[str, Any], loaded: list[dict[str, Any]], repeats: int) -> dict[str, list[list[float]]]:
+    """``times[method][pair]``: one warm-up call of each method, then ``repeats`` rounds over pairs and methods."""
+    for fn in methods.values():
+        fn(loaded[0])
+    times: dict[str, list[list[float]]] = {m: [[] for _ in loaded] for m in methods}
+    for r in range(repeats):
+        for i, pair in enumerate(loaded):
+            for m, fn in methods.items():
+                times[m][i].append(fn(pair))
+            print(
+                f"speed round {r} pair {i}: " + ", ".join(f"{m} {t[i][-1]:.3f} s" for m, t in times.items()), flush=True
+            )
+    return times
+
+
+def _speed_summary(times, methods, run_peers, env_threads, notes, pairs_path, repeats) -> dict[str, Any]:
+    med = {m: [statistics.median(t) for t in times[m]] for m in methods}
+    rows = []
+    for m in methods:
+        row = {"method": m, "seconds_median": statistics.median(med[m]), "seconds_per_pair": med[m]}
+        for peer in run_peers:
+            if m not in run_peers:
+                row[f"ratio_{peer}_over_this"] = statistics.median(p / x for p, x in zip(med[peer], med[m]))
+        rows.append(row)
+    return {
+        "pairs_file": _shown(pairs_path),
+        "n_pairs": len(next(iter(times.values()))),
+        "repeats": repeats,
+        "threads": env_threads,
+        "notes": notes,
+        "rows": rows,
+        "seconds": times,
+    }
+
+
+# -------------------------------------------------------------------------------------------------------- cold start
+def _console_script() -> list[str]:
+    exe = Path(sys.executable).with_name("monai-reg")
+    return [str(exe)] if exe.is_file() else [sys.executable, "-m", "monai_reg_ext"]
+
+
+def cold_start(bundle: str | Path = BUNDLE, repeats: int = 3, threads: int = 1) -> dict[str, Any]:
+    """Wall seconds of fresh processes, interleaved over ``repeats`` rounds: ``python -c "import torch"``,
+    ``monai-reg --help``, and ``monai-reg register`` of the bundle's example pair (defaults: every output with the
+    PNG; and with ``--nofigure``); medians and ratios to ``import torch``."""
+    example = Path(bundle) / "data" / "example"
+    cli = _console_script()
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONWARNINGS": "ignore"}
+    with tempfile.TemporaryDirectory() as tmp:
+        pair = [str(example / "moving.nii.gz"), str(example / "fixed.nii.gz"), str(Path(tmp) / "o")]
+        options = ["--bundle", str(bundle), "--device", "cpu", "--threads", str(threads), "--overwrite", "--quiet"]
+        register = [*cli, "register", *pair, *options]
+        commands = {
+            "import torch": [sys.executable, "-c", "import torch"],
+            "monai-reg --help": [*cli, "--help"],
+            "monai-reg register": register,
+            "monai-reg register --nofigure": [*register, "--nofigure"],
+        }
+        times: dict[str, list[float]] = {k: [] for k in commands}
+        for _ in range(int(repeats)):
+            for name, cmd in commands.items():
+                start = time.perf_counter()
+                res = subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+                times[name].append(time.perf_counter() - start)
+                if res.returncode != 0:
+                    raise RuntimeError(
+                        f"cold start: {' '.join(cmd)} failed:\n{res.stdout[-1500:]}\n{res.stderr[-3000:]}"
+                    )
+    med = {k: statistics.median(v) for k, v in times.items()}
+    base = med["import torch"]
+    print("cold start: " + ", ".join(f"{k} {v:.2f} s" for k, v in med.items()), flush=True)
+    return {
+        "repeats": int(repeats),
+        "threads": int(threads),
+        "commands": {k: " ".join(_shown(c) if os.sep in c else c for c in v) for k, v in commands.items()},
+        "rows": [{"command": k, "seconds_median": v, "ratio_to_import_torch": v / base} for k, v in med.items()],
+        "seconds": times,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------- predict scale
+def _repeated_pairs(pairs_path: Path, copies: int, out: Path) -> int:
+    """Write ``out``: the pairs of ``pairs_path`` (absolute paths) repeated ``copies`` times; returns their number."""
+    items = json.loads(pairs_path.read_text())
+    items = items.get("pairs", items) if isinstance(items, dict) else items
+    keys = ("moving", "fixed", "moving_label", "fixed_label")
+    absolute = [{k: str((pairs_path.parent / it[k]).resolve()) for k in keys if k in it} for it in items]
+    entries = absolute * int(copies)
+    out.write_text(json.dumps(entries, indent=1) + "\n")
+    return len(entries)
+
+
+def predict_scale(
+    bundle: str | Path = BUNDLE,
+    pairs: str | Path | None = None,
+    copies: int = 4,
+    nprocs: tuple[int, ...] = (1, 2),
+    threads_per_process: int = 1,
+    timeout: int = 1800,
+) -> dict[str, Any]:
+    """``monai-reg predict`` throughput with 1 and 2 processes under torchrun on CPU (gloo; each rank takes the pairs
+    ``i % world_size == rank``, rank 0 writes the summary): the bundle's test pairs repeated ``copies`` times, 1 torch
+    thread per process; wall time of the whole command (start-up, loading the network once per process, every pair
+    with all its outputs but the PNG, the summary), and the rate after start-up: pairs finished after each process's
+    first one, over the time from the ``W``-th to the last pair's ``metrics.csv``."""
+    pairs_path = Path(pairs or Path(bundle) / "data" / "test" / "pairs.json")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        cohort = Path(tmp) / "pairs.json"
+        n_pairs = _repeated_pairs(pairs_path, copies, cohort)
+        for n in nprocs:
+            out = Path(tmp) / f"out_{n}"
+            launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={n}"]
+            cmd = [*launcher, f"--master_port={_free_port()}", "-m", "monai_reg_ext", "predict", str(bundle),
+                   str(cohort), str(out), "--device", "cpu", "--threads", str(threads_per_process)]  # fmt: skip
+            env = {**os.environ, "OMP_NUM_THREADS": str(threads_per_process), "CUDA_VISIBLE_DEVICES": ""}
+            start = time.perf_counter()
+            res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=tmp)
+            wall = time.perf_counter() - start
+            if res.returncode != 0:
+                raise RuntimeError(f"predict with {n} processes failed:\n{res.stdout[-2000:]}\n{res.stderr[-3000:]}")
+            done = sum(1 for line in (out / "status.csv").read_text().splitlines()[1:] if ",ok," in line)
+            # after start-up: pairs finished between the first and the last pair folder's metrics.csv
+            stamps = sorted(p.stat().st_mtime for p in out.glob("pair_*/metrics.csv"))
+            steady = (len(stamps) - n) / (stamps[-1] - stamps[n - 1]) if len(stamps) > n else None
+            rows.append({"processes": n, "pairs": n_pairs, "pairs_ok": done, "wall_seconds": wall,
+                         "pairs_per_second": n_pairs / wall, "pairs_per_second_after_startup": steady})  # fmt: skip
+            print(
+                f"predict {n} process(es): {n_pairs} pairs in {wall:.1f} s ({n_pairs / wall:.3f} pairs/s)", flush=True
+            )
+    for r in rows:
+        r["speedup_vs_first"] = r["pairs_per_second"] / rows[0]["pairs_per_second"]
+        first = rows[0]["pairs_per_second_after_startup"]
+        steady = r["pairs_per_second_after_startup"]
+        r["speedup_after_startup"] = steady / first if first and steady else None
+    return {
+        "command": "python -m torch.distributed.run --nproc_per_node=N -m monai_reg_ext predict BUNDLE PAIRS OUT "
+        f"--device cpu --threads {threads_per_process}",
+        "pairs_file": f"{_shown(pairs_path)} x {copies}",
+        "threads_per_process": int(threads_per_process),
+        "rows": rows,
+    }
+
+
 # -------------------------------------------------------------------------------------------------------------- engine
 def pairwise(output: str | Path, threads: int = 1, quick: bool = False) -> dict[str, Any]:
     """The ``pairwise`` section: ``benchmark_pairwise.main`` writing into ``<output>/pairwise``; returns where it wrote
@@ -608,6 +845,43 @@ def _plots(results: dict[str, Any], out: Path, name: str) -> list[str]:
     return written
 
 
+def _speed_tables(results: dict[str, Any]) -> list[str]:
+    """The tables of the ``speed``, ``cold_start`` and ``predict_scale`` sections."""
+    lines: list[str] = []
+    sp = results.get("speed")
+    if sp:
+        peers = [r["method"] for r in sp["rows"] if not any(k.startswith("ratio_") for k in r)]
+        lines += ["| method | s/pair (median) | " + " | ".join(f"{p} s / this" for p in peers) + " |"]
+        lines += ["|---|---|" + "---|" * len(peers)]
+        for r in sp["rows"]:
+            ratios = [r.get(f"ratio_{p}_over_this") for p in peers]
+            shown = " | ".join("–" if x is None else f"{x:.2f}×" for x in ratios)
+            lines.append(f"| {r['method']} | {r['seconds_median']:.3f} | {shown} |")
+        lines += ["", f"Pairs: {sp['n_pairs']}, rounds: {sp['repeats']}; notes: {sp['notes'] or 'none'}.", ""]
+    cs = results.get("cold_start")
+    if cs:
+        lines += ["| fresh process | s (median) | / import torch |", "|---|---|---|"]
+        lines += [
+            f"| `{r['command']}` | {r['seconds_median']:.2f} | {r['ratio_to_import_torch']:.2f}× |" for r in cs["rows"]
+        ]
+        lines.append("")
+    ps = results.get("predict_scale")
+    if ps:
+        lines += [
+            "| processes | pairs | wall s (with start-up) | pairs/s | speed-up | pairs/s after start-up | speed-up |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in ps["rows"]:
+            steady, up = r.get("pairs_per_second_after_startup"), r.get("speedup_after_startup")
+            lines.append(
+                f"| {r['processes']} | {r['pairs']} | {r['wall_seconds']:.1f} | {r['pairs_per_second']:.3f} | "
+                f"{r['speedup_vs_first']:.2f}× | {'–' if steady is None else f'{steady:.3f}'} | "
+                f"{'–' if up is None else f'{up:.2f}×'} |"
+            )
+        lines.append("")
+    return lines
+
+
 def markdown_tables(results: dict[str, Any]) -> str:
     """Markdown tables of every section present in ``results`` (what ``<name>.md`` holds)."""
     lines: list[str] = []
@@ -624,6 +898,7 @@ def markdown_tables(results: dict[str, Any]) -> str:
         med = th["seconds_median"]
         lines += ["| torch threads | forward s at " + "x".join(map(str, th["spatial_size"])) + " |", "|---|---|"]
         lines += [f"| {t} | {v:.3f} |" for t, v in med.items()] + [""]
+    lines += _speed_tables(results)
     inf = results.get("inference")
     if inf:
         cuda = "cuda_peak_allocated_mb" in inf["rows"][0]
@@ -770,6 +1045,12 @@ def main(
 
     if "threads" in wanted and device == "cpu":
         timed("threads_check", thread_check, bundle, repeats=repeats)
+    if "speed" in wanted and device == "cpu":
+        timed("speed", speed, bundle, pairs, 1 if quick else 2, max_pairs, threads)
+    if "cold_start" in wanted:
+        timed("cold_start", cold_start, bundle, 2 if quick else 3, threads)
+    if "predict_scale" in wanted and device == "cpu":
+        timed("predict_scale", predict_scale, bundle, pairs, 4 if quick else 8)
     if "inference" in wanted:
         timed("inference", inference_sweep, bundle, sizes, repeats, rounds, device, threads, fresh_process)
     if "register_io" in wanted:

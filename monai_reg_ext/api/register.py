@@ -20,6 +20,7 @@ from monai.data import MetaTensor
 
 from ..bundle import BundleModel, load_bundle
 from ..io import ImageLike, load_input
+from ..networks import RegistrationNet
 from ..spatial import (
     compose_ddf,
     fixed_to_moving_matrix,
@@ -41,6 +42,7 @@ __all__ = [
     "PreparedPair",
     "prepare_inputs",
     "predict_network",
+    "network_ddf",
     "optimise_pair",
     "to_native",
     "score",
@@ -210,6 +212,20 @@ def describe_pair(moving: Any, fixed: Any) -> str:
     return f"{one('moving', moving)} -> {one('fixed', fixed)}"
 
 
+def network_ddf(network: torch.nn.Module, moving: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
+    """The DDF ``(B, D, *S)`` of ``network`` for its two inputs ``(B, C, *S)``.
+
+    A :class:`~monai_reg_ext.networks.RegistrationNet` is called with the pair concatenated along channels, which
+    returns the DDF alone (the same values: its two-input call also warps the moving image on the network grid, which
+    ``register`` does not use); any other network as ``network(moving, fixed)``, returning a dict with ``"ddf"`` or
+    the DDF.
+    """
+    if isinstance(network, RegistrationNet):
+        return network(torch.cat([moving, fixed], dim=1))
+    out = network(moving, fixed)
+    return out["ddf"] if isinstance(out, dict) else out
+
+
 def predict_network(
     model: BundleModel, pair: PreparedPair, dev: torch.device, instance_optimisation: int, io_kwargs: dict | None
 ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -221,12 +237,12 @@ def predict_network(
         # the training preprocessing resizes then min-max scales: the low-pass narrows the range, so scale again
         return minmax(x) if model.anti_aliasing else x
 
-    with torch.no_grad():
+    # without instance optimisation nothing needs autograd: inference mode (no version counters or views tracked)
+    with torch.inference_mode() if instance_optimisation <= 0 else torch.no_grad():
         moving_net, fixed_net = to_net(pair.moving_on_fixed), to_net(pair.fixed)
-        out = model.network(moving_net, fixed_net)
-        ddf_net = out["ddf"] if isinstance(out, dict) else out
+        ddf_net = network_ddf(model.network, moving_net, fixed_net)
     if instance_optimisation <= 0:
-        return ddf_net, {}
+        return ddf_net.clone(), {}  # a normal tensor again: callers may change it in place
     from ..optimise import instance_optimise
 
     settings = instance_optimisation_settings(model, io_kwargs)

@@ -9,7 +9,7 @@ import torch
 from monai.data import MetaTensor
 
 from ..io import read_landmarks
-from ..metrics import folding_fraction, label_dice, landmark_tre, sd_log_jacobian
+from ..metrics import jacobian_metrics, label_dice, landmark_tre
 from .result import RegistrationResult
 
 __all__ = ["label_metrics", "deformation_metrics", "landmark_metrics"]
@@ -39,11 +39,9 @@ def label_metrics(moving_label: MetaTensor, fixed_label: MetaTensor | None, warp
 
 
 def deformation_metrics(ddf: torch.Tensor) -> dict:
-    """Folding fraction and SDlogJ of a DDF ``(D, *S)`` (voxels)."""
-    return {
-        "folding_fraction": float(folding_fraction(ddf[None])[0]),
-        "sd_log_jacobian": float(sd_log_jacobian(ddf[None])[0]),
-    }
+    """Folding fraction and SDlogJ of a DDF ``(D, *S)`` (voxels), from one Jacobian determinant."""
+    found = jacobian_metrics(ddf[None])
+    return {k: float(found[k][0]) for k in ("folding_fraction", "sd_log_jacobian")}
 
 
 def landmark_metrics(

@@ -95,6 +95,18 @@ def _same_grid(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-4, atol=1e-3))
 
 
+def _sform_is_qform(header) -> bool:
+    """Whether a NIfTI header's sform and qform are both set (codes > 0) and describe one grid, which every reader
+    (nibabel, MONAI, ITK) then reads."""
+    if int(header["sform_code"]) <= 0 or int(header["qform_code"]) <= 0:
+        return False
+    try:
+        sform, qform = (np.asarray(a, dtype=np.float64) for a in (header.get_sform(), header.get_qform()))
+    except Exception:  # e.g. an invalid quaternion: left to the full check
+        return False
+    return bool(np.isfinite(sform).all() and np.isfinite(qform).all() and _same_grid(sform, qform))
+
+
 def check_affine(img: MetaTensor, path: Path, what: str) -> None:
     """Refuse an image whose voxel-to-world affine is not finite, or (3-D NIfTI) is not what every tool reads.
 
@@ -144,6 +156,8 @@ def check_affine(img: MetaTensor, path: Path, what: str) -> None:
     lin = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0).clip(1e-12)
     if not np.allclose(lin.T @ lin, np.eye(3), atol=1e-4):
         return  # a sheared grid (CT gantry tilt), which ITK cannot hold: nibabel's reading is the right one
+    if _sform_is_qform(header):  # both set and equal: ITK reads this grid too (no need to start ITK: 2 s cold)
+        return
     itk_affine = itk_header_affine(path) if int(header["dim"][0]) >= 3 else None
     if itk_affine is not None and itk_affine.shape[0] > 4:  # 4-D (channels, time): its 3 spatial axes
         itk_affine = itk_affine[np.ix_([0, 1, 2, -1], [0, 1, 2, -1])]

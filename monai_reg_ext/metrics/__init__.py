@@ -7,7 +7,7 @@ Conventions (DDF units, pull semantics, moving vs fixed): ``docs/conventions.md`
 
 from __future__ import annotations
 
-from .deformation import LOG_JACOBIAN_CLIP, folding_fraction, sd_log_jacobian
+from .deformation import LOG_JACOBIAN_CLIP, folding_fraction, jacobian_metrics, sd_log_jacobian
 from .image import image_lncc, image_ssd
 from .label import centroid_distance, label_centroid, label_dice, label_hd95
 from .landmark import landmark_tre, sample_ddf
@@ -33,6 +33,7 @@ __all__ = [
     "sample_ddf",
     "folding_fraction",
     "sd_log_jacobian",
+    "jacobian_metrics",
     "LOG_JACOBIAN_CLIP",
     "image_ssd",
     "image_lncc",

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from monai_reg_ext.metrics import folding_fraction, sd_log_jacobian
+from monai_reg_ext.metrics import folding_fraction, jacobian_metrics, sd_log_jacobian
 from monai_reg_ext.spatial import identity_grid
 
 
@@ -35,3 +35,14 @@ def test_fold_detected_and_mask():
     assert folding_fraction(ddf, mask=mask_out).item() == 0.0
     with pytest.raises(ValueError, match="mask"):
         folding_fraction(ddf, mask=torch.ones(5, 5))
+
+
+def test_jacobian_metrics_equal_the_two_metrics():
+    torch.manual_seed(0)
+    ddf = 1.5 * torch.randn(2, 3, 8, 9, 10)  # folds in places
+    mask = (torch.rand(2, 8, 9, 10) > 0.3).float()
+    for m in (None, mask):
+        both = jacobian_metrics(ddf, mask=m)
+        assert torch.equal(both["folding_fraction"], folding_fraction(ddf, mask=m))
+        assert torch.equal(both["sd_log_jacobian"], sd_log_jacobian(ddf, mask=m))
+    assert 0 < float(both["folding_fraction"][0]) < 1
