@@ -580,6 +580,11 @@ def _console_script() -> list[str]:
     return [str(exe)] if exe.is_file() else [sys.executable, "-m", "monai_reg_ext"]
 
 
+def _shown_arg(arg: str) -> str:
+    """A command argument as written into result files: ``python`` for this interpreter, repository paths relative."""
+    return "python" if arg == sys.executable else (_shown(arg) if os.sep in arg else arg)
+
+
 def cold_start(bundle: str | Path = BUNDLE, repeats: int = 3, threads: int = 1) -> dict[str, Any]:
     """Wall seconds of fresh processes, interleaved over ``repeats`` rounds: ``python -c "import torch"``,
     ``monai-reg --help``, and ``monai-reg register`` of the bundle's example pair (defaults: every output with the
@@ -613,7 +618,7 @@ def cold_start(bundle: str | Path = BUNDLE, repeats: int = 3, threads: int = 1) 
     return {
         "repeats": int(repeats),
         "threads": int(threads),
-        "commands": {k: " ".join(_shown(c) if os.sep in c else c for c in v) for k, v in commands.items()},
+        "commands": {k: " ".join(_shown_arg(c) for c in v) for k, v in commands.items()},
         "rows": [{"command": k, "seconds_median": v, "ratio_to_import_torch": v / base} for k, v in med.items()],
         "seconds": times,
     }
