@@ -23,7 +23,7 @@ and upsampling it would cost in accuracy without retraining.
 
 Usage::
 
-    nice -n 5 python scripts/bench_network_path.py --repeats 3 --output /tmp/network_path.json
+    nice -n 5 python scripts/bench_network_path.py --repeats 3 --output network_path.json
     nice -n 5 python scripts/bench_network_path.py --compile --variants "['onednn','compile']"
     nice -n 5 python scripts/bench_network_path.py --repeats 1 --coarse "[[48,64,48],[32,40,32]]"
 """

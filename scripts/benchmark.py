@@ -582,7 +582,11 @@ def _console_script() -> list[str]:
 
 def _shown_arg(arg: str) -> str:
     """A command argument as written into result files: ``python`` for this interpreter, repository paths relative."""
-    return "python" if arg == sys.executable else (_shown(arg) if os.sep in arg else arg)
+    if arg == sys.executable:
+        return "python"
+    if arg.startswith(tempfile.gettempdir() + os.sep):  # a run's temporary output folder: no machine path
+        return "<temporary folder>"
+    return _shown(arg) if os.sep in arg else arg
 
 
 def cold_start(bundle: str | Path = BUNDLE, repeats: int = 3, threads: int = 1) -> dict[str, Any]:

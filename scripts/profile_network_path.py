@@ -9,7 +9,7 @@ its sub-steps'); per pair, median over ``repeats`` rounds after one warm-up roun
 
 Usage (1 thread, the machine is shared)::
 
-    nice -n 5 python scripts/profile_network_path.py --repeats 3 --output /tmp/profile.json
+    nice -n 5 python scripts/profile_network_path.py --repeats 3 --output profile.json
     PYTHONPATH=/path/to/old/checkout nice -n 5 python scripts/profile_network_path.py   # the same on older code
 
 ``--predict`` also times ``monai-reg predict`` (``monai_reg_ext.cli.predict``) on the pairs file, in the same process
