@@ -24,7 +24,8 @@ MONAI's ``(x, y, z)`` order. Reading reads the file header first and converts an
 float64 of SimpleITK's ``DisplacementFieldTransform``) to float32 vectors: ITK's Python wheels wrap file readers for
 float vectors only.
 
-File formats, by suffix: ``.nii`` / ``.nii.gz`` (vector NIfTI, intent 1007), ``.mha``, ``.nrrd``.
+File formats, by suffix: ``.nii`` / ``.nii.gz`` (vector NIfTI, intent 1007, written with nibabel in the layout ITK's
+NIfTI writer gives, so that writing imports no ITK), ``.mha``, ``.nrrd`` (written with ITK). Reading uses ITK.
 """
 
 from __future__ import annotations
@@ -87,8 +88,68 @@ def _as_tensor(x, name: str) -> torch.Tensor:
     return x.detach().cpu()
 
 
+def _lps_mm_field(d: torch.Tensor, aff: torch.Tensor) -> np.ndarray:
+    """``(D, *S)`` float64 voxel DDF -> ``(*S, D)`` float32 displacements in LPS mm, MONAI ``(x, y[, z])`` order."""
+    ndim = d.shape[0]
+    ddf_lps = ddf_voxel_to_mm(d[None], aff)[0]  # (D, *S), world RAS mm
+    ddf_lps[:2] = -ddf_lps[:2]
+    return np.ascontiguousarray(ddf_lps.numpy().transpose(*range(1, ndim + 1), 0).astype(np.float32))
+
+
+def _is_orthogonal(aff: np.ndarray) -> bool:
+    """Whether the voxel axes of a ``(D+1, D+1)`` affine are orthogonal (no shear), as NIfTI's qform and ITK need."""
+    ndim = aff.shape[0] - 1
+    unit = aff[:ndim, :ndim] / np.linalg.norm(aff[:ndim, :ndim], axis=0)
+    return bool(np.allclose(unit.T @ unit, np.eye(ndim), atol=1e-4))
+
+
+def _write_nifti_field(path: Path, arr: np.ndarray, aff: np.ndarray) -> None:
+    """Write ``arr`` ``(*S, D)`` (LPS mm vectors, MONAI order) with nibabel as the NIfTI file ITK's writer makes.
+
+    The header is ITK's for a vector image: dims ``(x, y, z, 1, D)`` (``(x, y, 1, 1, 2)`` in 2-D), intent 1007
+    (vector), float32, units mm and s, ``pixdim[4:] = 0``, qform and sform code 1 (scanner). The sform is the RAS
+    affine ``aff`` itself (2-D affines embedded in 4x4, as :func:`~monai_reg_ext.io.save_image` writes them), the
+    qform its quaternion: ITK wrote the sform back from that quaternion, which differs by float32 rounding.
+    """
+    import nibabel as nib
+
+    ndim = aff.shape[0] - 1
+    a4 = aff
+    if ndim == 2:
+        a4 = np.eye(4)
+        a4[:2, :2], a4[:2, 3] = aff[:2, :2], aff[:2, 2]
+    vectors = arr.reshape(*arr.shape[:ndim], *([1] * (4 - ndim)), ndim)  # (x, y, z, t=1, D)
+    img = nib.Nifti1Image(vectors, a4)
+    img.set_qform(a4, code=1)
+    img.set_sform(a4, code=1)
+    header = img.header
+    header.set_intent("vector")
+    header.set_xyzt_units("mm", "sec")
+    header["pixdim"][4:] = 0.0
+    header["regular"] = b"r"
+    nib.save(img, str(path))
+
+
+def _write_itk_field(path: Path, arr: np.ndarray, aff: np.ndarray) -> None:
+    """Write ``arr`` ``(*S, D)`` (LPS mm vectors, MONAI order) with ITK as an ``Image[Vector[F, D], D]`` on the grid
+    of the RAS affine ``aff`` (``.mha``, ``.nrrd``; NIfTI on a sheared grid)."""
+    import itk
+
+    ndim = aff.shape[0] - 1
+    spacing, origin, direction = itk_geometry_from_affine(aff)
+    itk_order = np.ascontiguousarray(arr.transpose(*range(ndim - 1, -1, -1), ndim))  # (z, y, x, D)
+    field = itk.GetImageFromArray(itk_order, ttype=itk.Image[itk.Vector[itk.F, ndim], ndim])
+    field.SetSpacing(spacing.tolist())
+    field.SetOrigin(origin.tolist())
+    field.SetDirection(itk.matrix_from_array(np.ascontiguousarray(direction)))
+    itk_write(field, path)
+
+
 def save_ddf(path: PathLike, ddf, fixed_affine, overwrite: bool = False) -> Path:
     """Write a voxel DDF as an ITK displacement field (float32 vectors; vector NIfTI / ``.mha`` / ``.nrrd`` by suffix).
+
+    ``.nii`` / ``.nii.gz`` files are written with nibabel (no ITK import: about 3 s cold), with the header and
+    voxels ITK's NIfTI writer gives (:func:`_write_nifti_field`); ``.mha`` / ``.nrrd`` files with ITK.
 
     Args:
         path: output file: ``.nii``, ``.nii.gz``, ``.mha`` or ``.nrrd``, e.g. ``ddf.nii.gz``.
@@ -104,10 +165,8 @@ def save_ddf(path: PathLike, ddf, fixed_affine, overwrite: bool = False) -> Path
         ValueError: on a shape mismatch or a suffix other than ``.nii``, ``.nii.gz``, ``.mha``, ``.nrrd``.
         FileExistsError: if ``path`` exists and ``overwrite`` is False.
     """
-    import itk
-
     path = Path(path)
-    check_output_suffix(path)
+    writer = check_output_suffix(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
     d = _as_tensor(ddf, "ddf").to(torch.float64)
@@ -125,20 +184,12 @@ def save_ddf(path: PathLike, ddf, fixed_affine, overwrite: bool = False) -> Path
     aff = aff.to(torch.float64)
     if aff.shape != (ndim + 1, ndim + 1):
         raise ValueError(f"fixed_affine: expected ({ndim + 1}, {ndim + 1}) for a {ndim}-D DDF, got {tuple(aff.shape)}.")
-    spacing, origin, direction = itk_geometry_from_affine(aff.numpy())
-
-    ddf_ras = ddf_voxel_to_mm(d[None], aff)[0]  # (D, *S), world RAS mm
-    ddf_lps = ddf_ras.clone()
-    ddf_lps[:2] = -ddf_lps[:2]
-    # (D, x, y, z) -> ITK array order (z, y, x, D)
-    arr = np.ascontiguousarray(ddf_lps.numpy().transpose(*range(ndim, 0, -1), 0).astype(np.float32))
-    field_type = itk.Image[itk.Vector[itk.F, ndim], ndim]
-    field = itk.GetImageFromArray(arr, ttype=field_type)
-    field.SetSpacing(spacing.tolist())
-    field.SetOrigin(origin.tolist())
-    field.SetDirection(itk.matrix_from_array(np.ascontiguousarray(direction)))
+    aff_np = aff.numpy()
+    itk_geometry_from_affine(aff_np)  # a singular affine: refused before anything is written
+    arr = _lps_mm_field(d, aff)
+    nifti = writer == "nifti" and _is_orthogonal(aff_np)  # a sheared grid: as ITK writes it (no shear)
     with atomic_write_path(path) as tmp:  # never a half-written file under the final name
-        itk_write(field, tmp)
+        (_write_nifti_field if nifti else _write_itk_field)(tmp, arr, aff_np)
     return path
 
 
