@@ -210,9 +210,20 @@ def parse_weights(values: Sequence[str]) -> dict[str, dict[str, Path]]:
 
 
 def make_methods(
-    pairs: bp.PairSet, weights: Mapping[str, Path], threads: int, affine: bool, syn: bool, universal: bool = False
+    pairs: bp.PairSet,
+    weights: Mapping[str, Path],
+    threads: int,
+    affine: bool,
+    syn: bool,
+    universal: bool = False,
+    refine: bool = False,
 ) -> dict:
-    """``none``, each network (and ``+affine``), ``universal_3d`` (and ``+affine``), ``ants_syn`` for one set."""
+    """``none``, each network (and ``+affine``), ``universal_3d`` (and ``+affine``), ``ants_syn`` for one set; with
+    ``refine`` also each network between the pipeline's affine and deformable stages (``+affine+deformable``, the
+    deformable stage on the refinement schedule ``NETWORK_REFINEMENT``), the bundle-free pipeline (``pipeline``:
+    affine + deformable, default schedule) and the same refinement schedule without a network (``pipeline_short``:
+    what the network's start is worth)."""
+    from monai_reg_ext.api.register import NETWORK_REFINEMENT
     from monai_reg_ext.bundle import load_bundle
 
     methods: dict[str, ev.Method] = {"none": ev.identity()}
@@ -227,6 +238,11 @@ def make_methods(
         methods[name] = ev.register_bundle(model, "cpu", stages=())
         if affine:
             methods[f"{name}+affine"] = ev.register_bundle(model, "cpu", stages=("affine",))
+        if refine:
+            methods[f"{name}+affine+deformable"] = ev.register_bundle(model, "cpu", stages=("affine", "deformable"))
+    if refine:
+        methods["pipeline"] = ev.register_pipeline("cpu", stages=("affine", "deformable"))
+        methods["pipeline_short"] = ev.register_pipeline("cpu", stages=("affine", "deformable"), **NETWORK_REFINEMENT)
     if affine:  # the pipeline's affine stage alone (what "+affine" adds before a network)
         methods["affine"] = ev.register_pipeline("cpu", stages=("affine",))
     if syn:
@@ -250,7 +266,7 @@ def targets(res: Mapping[str, Any], set_name: str) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     none_dice, none_err = _pair_values(res, "none", "dice_mean"), _pair_values(res, "none", "error_mm")
     for method in res["pairs"]:
-        if method in ("none", "ants_syn", "affine"):
+        if method in ("none", "ants_syn", "affine", "pipeline", "pipeline_short"):
             continue
         dice = _pair_values(res, method, "dice_mean")
         if method.endswith("+affine") and "affine" in res["pairs"]:  # what the network adds to the affine stage
@@ -260,6 +276,8 @@ def targets(res: Mapping[str, Any], set_name: str) -> dict[str, dict[str, Any]]:
             out[method] = {"dice_gain_over_none": gain, "improves_dice": gain > 1e-3}
             if method.endswith("+affine") and "affine" in res["pairs"]:
                 out[method]["dice_gain_over_affine"] = affine_gain
+            if method.endswith("+deformable") and "pipeline" in res["pairs"]:
+                out[method].update(initialiser_target(res, method))
             continue
         dice, err = _pair_values(res, method, "dice_mean"), _pair_values(res, method, "error_mm")
         worse = sum(d < n - 1e-4 for d, n in zip(dice, none_dice))
@@ -275,6 +293,30 @@ def targets(res: Mapping[str, Any], set_name: str) -> dict[str, dict[str, Any]]:
             row["dice_ge_syn"] = row["dice_minus_syn"] >= 0
         out[method] = row
     return out
+
+
+INITIALISER_DICE_TOLERANCE = 0.005
+"""How far below the bundle-free pipeline's mean Dice an initialised run may end and still count as reaching it."""
+
+
+def initialiser_target(res: Mapping[str, Any], method: str) -> dict[str, Any]:
+    """A network as the initialiser of optimisation (issue 18): its ``+affine+deformable`` run against the
+    bundle-free ``pipeline``: mean Dice within :data:`INITIALISER_DICE_TOLERANCE` and median seconds <= 1/2; the
+    ``pipeline_short`` gap says what the network's start adds to the same short schedule."""
+    summary = res["summary"]
+    dice = float(np.mean(_pair_values(res, method, "dice_mean")))
+    ref = float(np.mean(_pair_values(res, "pipeline", "dice_mean")))
+    time_ratio = float(
+        np.median(_pair_values(res, method, "seconds")) / np.median(_pair_values(res, "pipeline", "seconds"))
+    )
+    row: dict[str, Any] = {
+        "dice_minus_pipeline": dice - ref,
+        "time_ratio_to_pipeline": time_ratio,
+        "reaches_pipeline_in_half_time": dice >= ref - INITIALISER_DICE_TOLERANCE and time_ratio <= 0.5,
+    }
+    if "pipeline_short" in summary:
+        row["dice_minus_pipeline_short"] = dice - float(np.mean(_pair_values(res, "pipeline_short", "dice_mean")))
+    return row
 
 
 def markdown(results: Mapping[str, Any]) -> str:
@@ -321,6 +363,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--no-affine", action="store_true", help="skip the '+affine' variants")
     ap.add_argument("--no-syn", action="store_true", help="skip ANTs SyN")
     ap.add_argument("--universal", action="store_true", help="also run universal_3d on every set")
+    ap.add_argument(
+        "--refine",
+        action="store_true",
+        help="also each network between the affine and deformable stages, the bundle-free pipeline and its short "
+        "schedule (the initialiser comparison)",
+    )
     ap.add_argument("--max-pairs", type=int, default=None, help="at most N pairs per set")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--mni-source", default=None, help="nilearn wheel / folder for the MNI template")
@@ -367,7 +415,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             pairs, info = pair_set(name, data_dir / name, args.mni_source, args.max_pairs)
             weights_here = {} if name == "abdomen" and args.universal else weights[BUNDLES[name]]
             methods = make_methods(
-                pairs, weights_here, args.threads, not args.no_affine, not args.no_syn, args.universal
+                pairs, weights_here, args.threads, not args.no_affine, not args.no_syn, args.universal, args.refine
             )
             res = bp.run_set(pairs, methods, warmup=[m for m in methods if m != "none"][:1])
             res.update(description=pairs.description, bundle=BUNDLES[name], **info)

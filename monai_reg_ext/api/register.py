@@ -302,7 +302,30 @@ def optimise_pair(pair: PreparedPair, dev: torch.device, options: dict[str, Any]
 
 
 NETWORK_REFINEMENT = {"levels": (2, 1), "iterations": (50, 20)}
-"""Schedule of the deformable stage when it refines a network's DDF (a good start: no coarsest level)."""
+"""Schedule of the deformable stage when it refines a network's DDF (a good start: no coarsest level); a bundle's
+inference config may set its own as ``registration_refinement`` (:func:`refinement_schedule`)."""
+
+
+def refinement_schedule(model: BundleModel) -> dict[str, tuple[int, ...]]:
+    """The deformable stage's schedule after ``model``'s network: the inference config's ``registration_refinement``
+    (``{"levels": [...], "iterations": [...]}``, downsampling factors and Adam steps per level), else
+    :data:`NETWORK_REFINEMENT`.
+
+    Raises:
+        ValueError: naming the bundle's config when the entry is not two equally long lists of positive ints.
+    """
+    found = model.config.get("registration_refinement") if model.config else None
+    if found is None:
+        return dict(NETWORK_REFINEMENT)
+    where = f"{model.bundle_dir}/configs: registration_refinement"
+    try:
+        levels = tuple(int(x) for x in found["levels"])
+        iterations = tuple(int(x) for x in found["iterations"])
+    except (TypeError, KeyError, ValueError):
+        raise ValueError(f"{where}: expected {{'levels': [ints], 'iterations': [ints]}}, got {found!r}.") from None
+    if not levels or len(levels) != len(iterations) or min(levels + iterations) < 1:
+        raise ValueError(f"{where}: expected equally long lists of positive ints, got {found!r}.")
+    return {"levels": levels, "iterations": iterations}
 
 
 def network_stages(model: BundleModel, stages: Sequence[str] | str | None) -> tuple[str, ...]:
@@ -353,7 +376,7 @@ def predict_with_stages(
         if affine_ddf is not None:
             ddf = compose_ddf(affine_ddf.to(ddf), ddf)
     if "deformable" in names:
-        refine = {**options, **NETWORK_REFINEMENT, "stages": ("deformable",), "init_ddf": ddf}
+        refine = {**options, **refinement_schedule(model), "stages": ("deformable",), "init_ddf": ddf}
         res, seconds = optimise_pair(pair, dev, refine, progress)
         ddf = res.ddf
         extra.update(seconds)

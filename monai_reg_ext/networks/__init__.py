@@ -8,6 +8,7 @@ from __future__ import annotations
 from .backbones import build_backbone, default_backbone_kwargs
 from .checkpoint import load_checkpoint, save_checkpoint
 from .conditional import ConditionalSegmentationNet
+from .correlation import CorrelationNet
 from .registration import RegistrationDDFNet, RegistrationNet, integrate_velocity
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "RegistrationDDFNet",
     "integrate_velocity",
     "ConditionalSegmentationNet",
+    "CorrelationNet",
     "save_checkpoint",
     "load_checkpoint",
     "build_backbone",

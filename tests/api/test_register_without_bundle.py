@@ -208,3 +208,27 @@ def test_bad_device_is_one_clear_error(affine_pair, device, match):
     paths, _ = affine_pair
     with pytest.raises(ValueError, match=match):
         register(paths["moving"], paths["fixed"], device=device)
+
+
+def test_refinement_schedule_from_the_bundle_config(affine_pair, tiny_bundle):
+    """``registration_refinement`` in the inference config replaces the default refinement schedule; bad entries
+    name the config."""
+    import json
+
+    from monai_reg_ext.api.register import NETWORK_REFINEMENT, refinement_schedule
+    from monai_reg_ext.bundle import load_bundle
+
+    assert refinement_schedule(load_bundle(tiny_bundle, device="cpu")) == NETWORK_REFINEMENT
+    cfg_path = tiny_bundle / "configs" / "inference.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["registration_refinement"] = {"levels": [2], "iterations": [7]}
+    cfg_path.write_text(json.dumps(cfg))
+    model = load_bundle(tiny_bundle, device="cpu")
+    assert refinement_schedule(model) == {"levels": (2,), "iterations": (7,)}
+    paths, _ = affine_pair
+    staged = register(paths["moving"], paths["fixed"], bundle=model, device="cpu", stages="deformable")
+    assert 0 < staged.metrics["deformable_seconds"]
+    cfg["registration_refinement"] = {"levels": [2, 1], "iterations": [7]}
+    cfg_path.write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="registration_refinement"):
+        refinement_schedule(load_bundle(tiny_bundle, device="cpu"))
