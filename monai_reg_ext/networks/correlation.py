@@ -154,7 +154,7 @@ class CorrelationNet(nn.Module):
         if spatial_dims not in (2, 3):
             raise ValueError(f"CorrelationNet: spatial_dims expected 2 or 3, got {spatial_dims}.")
         if in_channels % 2 or in_channels < 2:
-            raise ValueError(f"CorrelationNet: in_channels expected an even number (moving + fixed), got {in_channels}.")
+            raise ValueError(f"CorrelationNet: in_channels expected an even number (moving + fixed), got {in_channels}")
         if len(channels) != 3 or len(radii) != 2:
             raise ValueError(f"CorrelationNet: expected 3 channels and 2 radii, got {channels}, {radii}.")
         self.spatial_dims = spatial_dims
