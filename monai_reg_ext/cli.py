@@ -287,6 +287,8 @@ def predict(
     figure: bool = False,
     threads: int | None = None,
     resume: bool = False,
+    prefetch: bool = True,
+    compile: bool = False,
 ) -> str:
     """Register every pair of a JSON list and write per-pair folders, metrics.csv, summary.csv and status.csv into
     OUTPUT.
@@ -315,6 +317,10 @@ def predict(
             among the processes of a machine under torchrun.
         resume: continue an interrupted run into OUTPUT: pairs whose folder holds every output are kept (their
             metrics.csv is read back for the tables), the others are registered.
+        prefetch: read the next pair's files, and write the previous pair's outputs, in background threads while a
+            pair registers, into the same files and tables; with ``--noprefetch`` one step after the other.
+        compile: ``torch.compile`` the network once (about 10-40 s on CPU, needs a C compiler), then use it for
+            every pair (worth it for long cohorts). When compiling fails, a warning says why and it runs eagerly.
     """
     from .api.cohort import barrier, close_shard, gather_to_main, shard_device, start_shard
     from .bundle import load_bundle
@@ -333,7 +339,9 @@ def predict(
         barrier(shard)  # no process writes before every process has checked the outputs
         model = load_bundle(bundle, device=dev, weights=weights)
         mine = [e for i, e in enumerate(entries) if shard.takes(i)]
-        rows, status, fatal = _predict_pairs(model, mine, out, dev, overwrite or resume, figure, resume)
+        if compile and mine:
+            _compile_network(model)
+        rows, status, fatal = _predict_pairs(model, mine, out, dev, overwrite or resume, figure, resume, prefetch)
         gathered = gather_to_main([(rows, status, _portable(fatal))], shard)
     finally:
         close_shard(shard)
@@ -362,36 +370,101 @@ def _pair_output_names(entry: dict[str, str], figure: bool) -> list[str]:
     return names + ["warped_moving_label.nii.gz"] * bool(entry.get("moving_label")) + ["registration.png"] * figure
 
 
-def _predict_pairs(model, entries, out: Path, device, overwrite: bool, figure: bool, resume: bool):
+def _compile_network(model) -> None:
+    """``predict --compile``: compile the bundle's network in place (``compile_network`` of
+    :mod:`monai_reg_ext.api.compiling`); say how long it took, or warn (one line) and run eagerly when it fails."""
+    from .api.compiling import compile_network
+
+    device = next(model.network.parameters()).device
+    seconds, why = compile_network(model.network, tuple(model.spatial_size), device)
+    if seconds is None:
+        print(f"monai-reg: warning: --compile: torch.compile failed ({why}); running eagerly.", file=sys.stderr)
+    else:
+        print(f"monai-reg: compiled the network in {seconds:.1f} s (--compile)", file=sys.stderr)
+
+
+def _predict_pairs(
+    model, entries, out: Path, device, overwrite: bool, figure: bool, resume: bool, prefetch: bool = True
+):
     """Register ``entries`` (this process's share) into ``out``: ``(rows, status, fatal)``, where ``fatal`` is the
     error (an output that cannot be written) that stopped this process, else None; with ``resume`` a finished pair
-    folder is kept and its metrics.csv read back."""
+    folder is kept and its metrics.csv read back.
+
+    With ``prefetch`` the next pair's files are read (:class:`~monai_reg_ext.api.pipelining.Prefetcher`) and the
+    previous pair's outputs written (:class:`~monai_reg_ext.api.pipelining.BackgroundWriter`) while a pair
+    registers; each pair's outcome is recorded in the list's order, once its outputs are written, so the rows, the
+    files and the error that stops the process are those of the sequential path.
+    """
+    from functools import partial
+
+    from .api.cohort import pair_outputs_complete
+    from .api.pipelining import BackgroundWriter, Prefetcher, read_pair_inputs
+
+    done = [resume and pair_outputs_complete(out / e["name"], _pair_output_names(e, figure)) for e in entries]
+    read = partial(read_pair_inputs, spatial_dims=len(model.spatial_size))
+    rows, status, pending, fatal = [], [], None, None
+    with Prefetcher(read, entries, [not d for d in done], prefetch) as ahead, BackgroundWriter(prefetch) as writer:
+        for i, entry in enumerate(entries):
+            outcome, result = _predict_one(model, entry, out, device, done[i], ahead.take(i))
+            if pending is not None:  # the previous pair, whose outputs were written while this one registered
+                fatal, pending = _record_pair(*pending, out, overwrite, rows, status), None
+                if fatal is not None:  # stop as the sequential path does: this pair's outputs are not written
+                    return rows, status, fatal
+            item = (entry, outcome, None)
+            if result is not None:  # write its outputs (one pair at a time, after the previous pair's)
+                item = (entry, writer.submit(result.save, out / entry["name"], overwrite=overwrite, figure=figure),
+                        result.metrics)  # fmt: skip
+                if writer.background:  # recorded once the next pair has registered
+                    pending = item
+                    continue
+            fatal = _record_pair(*item, out, overwrite, rows, status)
+            if fatal is not None:
+                return rows, status, fatal
+        if pending is not None:
+            fatal = _record_pair(*pending, out, overwrite, rows, status)
+    return rows, status, fatal
+
+
+def _predict_one(model, entry, out: Path, device, done: bool, preloaded):
+    """One pair of ``predict``: ``(outcome, result)``, the result to write (with ``outcome`` None), or ``outcome``, a
+    future holding the metrics of a finished pair kept by --resume, or the error (with ``result`` None)."""
+    from concurrent.futures import Future
+
     from .api import register as api_register
-    from .api.cohort import pair_outputs_complete, read_pair_metrics
+    from .api.cohort import read_pair_metrics
+    from .api.pipelining import register_preloaded
+
+    outcome: Future = Future()
+    try:
+        if done:
+            outcome.set_result(read_pair_metrics(out / entry["name"]))
+            return outcome, None
+        return None, register_preloaded(api_register, entry, preloaded, bundle=model, device=device)
+    except Exception as err:
+        outcome.set_exception(err)
+        return outcome, None
+
+
+def _record_pair(entry, outcome, metrics, out: Path, overwrite: bool, rows: list, status: list):
+    """Add a pair's row to ``rows`` and ``status`` once its ``outcome`` (a future) is known: ``ok``, or ``failed``
+    with the error (:data:`PAIR_ERRORS`); another error (an output that cannot be written) is returned, not recorded.
+    """
     from .api.result import clear_outputs
 
-    rows, status = [], []
-    for entry in entries:
-        name, moving, fixed = entry["name"], entry["moving_image"], entry["fixed_image"]
-        base = {"pair": name, "moving": moving, "fixed": fixed}
-        try:
-            if resume and pair_outputs_complete(out / name, _pair_output_names(entry, figure)):
-                metrics = read_pair_metrics(out / name)
-            else:
-                result = api_register(moving, fixed, bundle=model, moving_label=entry.get("moving_label"),
-                                      fixed_label=entry.get("fixed_label"), device=device)  # fmt: skip
-                result.save(out / name, overwrite=overwrite, figure=figure)
-                metrics = result.metrics
-        except PAIR_ERRORS as err:
-            if overwrite:
-                clear_outputs(out / name)  # an earlier run's outputs would pass for this run's
-            status.append({**base, "status": "failed", "error": _message(err)})
-            continue
-        except Exception as err:  # an output error: stop here, after the other processes are told (gather)
-            return rows, status, err
-        rows.append({**base, **metrics})
-        status.append({**base, "status": "ok", "error": ""})
-    return rows, status, None
+    name = entry["name"]
+    base = {"pair": name, "moving": entry["moving_image"], "fixed": entry["fixed_image"]}
+    try:
+        found = outcome.result()
+    except PAIR_ERRORS as err:
+        if overwrite:
+            clear_outputs(out / name)  # an earlier run's outputs would pass for this run's
+        status.append({**base, "status": "failed", "error": _message(err)})
+        return None
+    except Exception as err:  # an output error: stop here, after the other processes are told (gather)
+        return err
+    rows.append({**base, **(metrics if metrics is not None else found)})
+    status.append({**base, "status": "ok", "error": ""})
+    return None
 
 
 def _portable(err: BaseException | None) -> BaseException | None:
