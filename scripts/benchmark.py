@@ -488,11 +488,14 @@ def speed(
     the same threads, interleaved pair by pair (each round runs every method on every pair; one warm-up call of each
     first): the bare network call (``network``), ``register`` on the files without writing (``register``: reading,
     resampling, the network, the DDF on the fixed grid, the warp, folding/SDlogJ) and with its outputs written
-    (``register_save``: NIfTI files and metrics.csv, no PNG). Peers: their registration wall time. Ratios: per pair,
-    the peer's median over the method's, then the median over pairs."""
+    (``register_save``: NIfTI files and metrics.csv, no PNG); ``network_compiled`` and ``register_compiled`` are the
+    same with the backbone compiled as ``predict --compile`` does (``api.compiling.compile_network``; its compile time
+    is in the notes). Peers: their registration wall time. Ratios: per pair, the peer's median over the method's, then
+    the median over pairs."""
     from bench_network_path import network_inputs
 
     from monai_reg_ext.api import register
+    from monai_reg_ext.api.compiling import compile_network
     from monai_reg_ext.bundle import load_bundle
 
     env_threads = compare_registration.configure_threads(threads)
@@ -501,7 +504,10 @@ def speed(
     items = (items.get("pairs", items) if isinstance(items, dict) else items)[: max_pairs or None]
     loaded = [compare_registration.load_pair(it, pairs_path.parent) for it in items]
     model = load_bundle(str(bundle), device="cpu")
+    compiled = load_bundle(str(bundle), device="cpu")
     run_peers, notes = [], {}
+    seconds, why = compile_network(compiled.network, compiled.spatial_size, "cpu")
+    notes["compile"] = f"compiled in {seconds:.1f} s" if seconds is not None else f"not compiled: {why}"
     for m in peer_names:
         ok, why = compare_registration._peer_available(m)
         if ok:
@@ -512,22 +518,25 @@ def speed(
     with tempfile.TemporaryDirectory() as tmp:
         counter = iter(range(10**6))
 
-        def reg(pair: dict[str, Any], save: bool) -> float:
+        def reg(pair: dict[str, Any], save: bool, net: Any = model) -> float:
             start = time.perf_counter()
-            result = register(str(pair["paths"]["moving"]), str(pair["paths"]["fixed"]), bundle=model, device="cpu")
+            result = register(str(pair["paths"]["moving"]), str(pair["paths"]["fixed"]), bundle=net, device="cpu")
             if save:
                 result.save(Path(tmp) / f"p{next(counter)}", figure=False)
             return time.perf_counter() - start
 
-        def bare(pair: dict[str, Any]) -> float:
-            inputs = network_inputs(model, str(pair["paths"]["moving"]), str(pair["paths"]["fixed"]))
+        def bare(pair: dict[str, Any], net: Any = model) -> float:
+            inputs = network_inputs(net, str(pair["paths"]["moving"]), str(pair["paths"]["fixed"]))
             start = time.perf_counter()
-            _bare_network_call(model, *inputs)
+            _bare_network_call(net, *inputs)
             return time.perf_counter() - start
 
         methods["network"] = bare
         methods["register"] = lambda pair: reg(pair, False)
         methods["register_save"] = lambda pair: reg(pair, True)
+        if seconds is not None:
+            methods["network_compiled"] = lambda pair: bare(pair, compiled)
+            methods["register_compiled"] = lambda pair: reg(pair, False, compiled)
 
         def peer(pair: dict[str, Any], m: str) -> float:
             with benchmark_pairwise._Quiet():  # greedy prints every iteration
@@ -647,22 +656,27 @@ def predict_scale(
     nprocs: tuple[int, ...] = (1, 2),
     threads_per_process: int = 1,
     timeout: int = 1800,
+    single_options: tuple[str, ...] = ("--noprefetch", "--compile"),
 ) -> dict[str, Any]:
     """``monai-reg predict`` throughput with 1 and 2 processes under torchrun on CPU (gloo; each rank takes the pairs
     ``i % world_size == rank``, rank 0 writes the summary): the bundle's test pairs repeated ``copies`` times, 1 torch
     thread per process; wall time of the whole command (start-up, loading the network once per process, every pair
     with all its outputs but the PNG, the summary), and the rate after start-up: pairs finished after each process's
-    first one, over the time from the ``W``-th to the last pair's ``metrics.csv``."""
+    first one, over the time from the ``W``-th to the last pair's ``metrics.csv``. ``single_options``: further runs of
+    one process with each of these options (``--noprefetch``: reading, registering and writing one after another
+    instead of overlapped; ``--compile``: the compiled backbone, its compile time counted in the start-up)."""
     pairs_path = Path(pairs or Path(bundle) / "data" / "test" / "pairs.json")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         cohort = Path(tmp) / "pairs.json"
         n_pairs = _repeated_pairs(pairs_path, copies, cohort)
-        for n in nprocs:
-            out = Path(tmp) / f"out_{n}"
+        runs = [(n, "") for n in nprocs] + [(1, opt) for opt in single_options]
+        for n, option in runs:
+            out = Path(tmp) / f"out_{n}{option}"
             launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={n}"]
             cmd = [*launcher, f"--master_port={_free_port()}", "-m", "monai_reg_ext", "predict", str(bundle),
                    str(cohort), str(out), "--device", "cpu", "--threads", str(threads_per_process)]  # fmt: skip
+            cmd += [option] if option else []
             env = {**os.environ, "OMP_NUM_THREADS": str(threads_per_process), "CUDA_VISIBLE_DEVICES": ""}
             start = time.perf_counter()
             res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=tmp)
@@ -673,10 +687,11 @@ def predict_scale(
             # after start-up: pairs finished between the first and the last pair folder's metrics.csv
             stamps = sorted(p.stat().st_mtime for p in out.glob("pair_*/metrics.csv"))
             steady = (len(stamps) - n) / (stamps[-1] - stamps[n - 1]) if len(stamps) > n else None
-            rows.append({"processes": n, "pairs": n_pairs, "pairs_ok": done, "wall_seconds": wall,
+            rows.append({"processes": n, "options": option, "pairs": n_pairs, "pairs_ok": done, "wall_seconds": wall,
                          "pairs_per_second": n_pairs / wall, "pairs_per_second_after_startup": steady})  # fmt: skip
             print(
-                f"predict {n} process(es): {n_pairs} pairs in {wall:.1f} s ({n_pairs / wall:.3f} pairs/s)", flush=True
+                f"predict {n} process(es) {option}: {n_pairs} pairs in {wall:.1f} s ({n_pairs / wall:.3f} pairs/s)",
+                flush=True,
             )
     for r in rows:
         r["speedup_vs_first"] = r["pairs_per_second"] / rows[0]["pairs_per_second"]
@@ -877,13 +892,15 @@ def _speed_tables(results: dict[str, Any]) -> list[str]:
     ps = results.get("predict_scale")
     if ps:
         lines += [
-            "| processes | pairs | wall s (with start-up) | pairs/s | speed-up | pairs/s after start-up | speed-up |",
-            "|---|---|---|---|---|---|---|",
+            "| processes | options | pairs | wall s (with start-up) | pairs/s | speed-up | pairs/s after start-up "
+            "| speed-up |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for r in ps["rows"]:
             steady, up = r.get("pairs_per_second_after_startup"), r.get("speedup_after_startup")
             lines.append(
-                f"| {r['processes']} | {r['pairs']} | {r['wall_seconds']:.1f} | {r['pairs_per_second']:.3f} | "
+                f"| {r['processes']} | {r.get('options') or '(default)'} | {r['pairs']} | {r['wall_seconds']:.1f} | "
+                f"{r['pairs_per_second']:.3f} | "
                 f"{r['speedup_vs_first']:.2f}× | {'–' if steady is None else f'{steady:.3f}'} | "
                 f"{'–' if up is None else f'{up:.2f}×'} |"
             )
