@@ -218,12 +218,14 @@ def make_methods(
     universal: bool = False,
     refine: bool = False,
 ) -> dict:
-    """``none``, each network (and ``+affine``), ``universal_3d`` (and ``+affine``), ``ants_syn`` for one set; with
-    ``refine`` also each network between the pipeline's affine and deformable stages (``+affine+deformable``, the
-    deformable stage on the refinement schedule ``NETWORK_REFINEMENT``), the bundle-free pipeline (``pipeline``:
-    affine + deformable, default schedule) and the same refinement schedule without a network (``pipeline_short``:
-    what the network's start is worth)."""
-    from monai_reg_ext.api.register import NETWORK_REFINEMENT
+    """``none``, each network (and ``+affine``), ``universal_3d`` (and ``+affine``), ``ants_syn`` for one set.
+
+    With ``refine`` also: each network followed by the pipeline's deformable stage (``+deformable``, on the bundle's
+    ``refinement_schedule``) and between the affine and deformable stages (``+affine+deformable``); the bundle-free
+    pipeline (``pipeline``: affine + deformable, default schedule); and the affine stage followed by the refinement
+    schedule (``universal_3d``'s when it runs) without a network (``pipeline_short``: what the network's start adds).
+    """
+    from monai_reg_ext.api.register import NETWORK_REFINEMENT, refinement_schedule
     from monai_reg_ext.bundle import load_bundle
 
     methods: dict[str, ev.Method] = {"none": ev.identity()}
@@ -233,16 +235,20 @@ def make_methods(
             ROOT / "bundles" / "universal_3d",
             ROOT / "bundles" / "universal_3d" / "models" / "model.pt",
         )
+    short = dict(NETWORK_REFINEMENT)
     for name, (bundle, path) in models.items():
         model = load_bundle(bundle, device="cpu", weights=path)
+        if name == "universal_3d":  # compare the initialiser with its own schedule run from the affine stage
+            short = refinement_schedule(model)
         methods[name] = ev.register_bundle(model, "cpu", stages=())
         if affine:
             methods[f"{name}+affine"] = ev.register_bundle(model, "cpu", stages=("affine",))
         if refine:
+            methods[f"{name}+deformable"] = ev.register_bundle(model, "cpu", stages=("deformable",))
             methods[f"{name}+affine+deformable"] = ev.register_bundle(model, "cpu", stages=("affine", "deformable"))
     if refine:
         methods["pipeline"] = ev.register_pipeline("cpu", stages=("affine", "deformable"))
-        methods["pipeline_short"] = ev.register_pipeline("cpu", stages=("affine", "deformable"), **NETWORK_REFINEMENT)
+        methods["pipeline_short"] = ev.register_pipeline("cpu", stages=("affine", "deformable"), **short)
     if affine:  # the pipeline's affine stage alone (what "+affine" adds before a network)
         methods["affine"] = ev.register_pipeline("cpu", stages=("affine",))
     if syn:

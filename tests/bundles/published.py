@@ -277,15 +277,27 @@ def _abdomen(sets: Sequence[str]) -> Callable[[Path, Path | None], dict[str, flo
     return run
 
 
+ZERO_BACKBONE = {"_target_": "torch.nn.Conv3d", "in_channels": 2, "out_channels": 3, "kernel_size": 1}
+"""A 1x1 convolution whose weights are saved as zeros: the network then predicts a zero DDF (no registration)."""
+
+
 def _universal(tmp: Path, weights: Path | None) -> dict[str, float]:
     """universal_3d (no evaluate.py): its ``evaluate.json`` workflow on the 20 synthetic test pairs, with the weights
-    and with their output layer zeroed (the published no-registration row: a zero DDF)."""
+    and with a zero backbone (the published no-registration row: a zero DDF; CorrelationNet has no output layer to
+    zero)."""
     bundle = BUNDLES_DIR / "universal_3d"
     weights = weights or bundle / "models" / "model.pt"
-    identity = zero_output_layer(weights, tmp / "identity.pt")
+    identity = tmp / "identity.pt"
+    zero = torch.nn.Conv3d(2, 3, 1)
+    torch.save({f"backbone.{k}": torch.zeros_like(v) for k, v in zero.state_dict().items()}, identity)
     out = {}
-    for ckpt, prefix in ((weights, "synthetic_test_"), (identity, "synthetic_test_no_registration_")):
-        csv = run_bundle_evaluation(bundle, bundle / "data", tmp / prefix, ckpt, num_threads=torch.get_num_threads())
+    runs = (
+        (weights, "synthetic_test_", {}),
+        (identity, "synthetic_test_no_registration_", {"network_def#backbone": ZERO_BACKBONE}),
+    )
+    threads = torch.get_num_threads()
+    for ckpt, prefix, override in runs:
+        csv = run_bundle_evaluation(bundle, bundle / "data", tmp / prefix, ckpt, num_threads=threads, **override)
         values = {k: float(v) for k, v in (line.split(",") for line in csv.strip().splitlines())}
         out[prefix + "mean_dice"] = values["val_mean_dice"]
         if ckpt is weights:

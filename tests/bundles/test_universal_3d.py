@@ -14,7 +14,7 @@ from tests.helpers import (
 )
 
 BUNDLE = BUNDLES_DIR / "universal_3d"
-TINY = {"spatial_size": [16, 16, 16], "epoch_length": 2, "num_val_pairs": 1}
+TINY = {"spatial_size": [16, 16, 16], "train_size": [16, 16, 16], "epoch_length": 2, "num_val_pairs": 1}
 
 
 def _threads() -> dict:
