@@ -105,7 +105,11 @@ def _upsample_field(disp: torch.Tensor, size: list[int]) -> torch.Tensor:
 
 
 def _warp(feat: torch.Tensor, disp: torch.Tensor) -> torch.Tensor:
-    """``feat(x + disp(x))`` sampled linearly, zero outside (``disp`` in voxels, channel ``k`` along axis ``k``)."""
+    """``feat(x + disp(x))`` sampled linearly, zero outside (``disp`` in voxels, channel ``k`` along axis ``k``).
+
+    The same sampling as :func:`~monai_reg_ext.spatial.warp_image` with ``padding_mode="zeros"``, written with
+    ``grid_sample`` alone so that the backbone stays TorchScript-compatible (MONAI's ``ckpt_export`` scripts it).
+    """
     size = disp.shape[2:]
     ndim = len(size)
     axes = [torch.arange(n, dtype=disp.dtype, device=disp.device) for n in size]

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from monai_reg_ext.networks import CorrelationNet, RegistrationNet
 from monai_reg_ext.networks.correlation import _offsets, _upsample_field, _warp, cost_volume, soft_argmax_displacement
+from monai_reg_ext.spatial import warp_image
 
 
 def _unit_features(shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
@@ -45,6 +46,8 @@ def test_warp_by_an_integer_translation_and_zero_outside():
     torch.testing.assert_close(out[:, :, :5, 2:], feat[:, :, 1:, :5], atol=1e-5, rtol=0)  # out(x) = feat(x + d)
     assert float(out[:, :, 5].abs().max()) == 0.0  # sampled beyond the last row: zero
     torch.testing.assert_close(_warp(feat, torch.zeros(1, 3, 6, 7, 8)), feat, atol=1e-5, rtol=0)
+    field = 2 * torch.randn(1, 3, 6, 7, 8, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(_warp(feat, field), warp_image(feat, field, padding_mode="zeros"), atol=1e-5, rtol=0)
 
 
 def test_upsample_field_keeps_a_translation_in_physical_units():

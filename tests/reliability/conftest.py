@@ -60,3 +60,18 @@ def make_files(root) -> dict:
         out[name] = write(root / f"{name}.nii.gz", arr)
         out[f"{name}_label"] = write(root / f"{name}_label.nii.gz", (arr > 0.5).astype(np.uint8))
     return out
+
+
+def pairs_file(tmp_path, files, n: int, broken: dict[int, str] | None = None):
+    """A predict pairs list of ``n`` copies of the ``files`` pair; ``broken`` replaces the moving image of some."""
+    entry = {k: str(files[k]) for k in ("moving", "fixed", "moving_label", "fixed_label")}
+    entries = [{**entry, "moving": (broken or {}).get(i, entry["moving"])} for i in range(n)]
+    path = tmp_path / "pairs.json"
+    path.write_text(json.dumps(entries))
+    return path
+
+
+def predict_argv(files, pairs, out, *extra) -> list[str]:
+    """``monai-reg predict`` arguments for the ``files`` bundle on one CPU thread."""
+    return ["predict", "--bundle", str(files["bundle"]), "--pairs", str(pairs), "--output", str(out), "--device",
+            "cpu", "--threads", "1", *extra]  # fmt: skip

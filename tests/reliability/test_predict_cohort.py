@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import os
 import socket
 import subprocess
@@ -16,20 +15,9 @@ import pytest
 import monai_reg_ext.api
 from monai_reg_ext import cli
 
+from .conftest import pairs_file, predict_argv
+
 OUTPUTS = ["ddf.nii.gz", "metrics.csv", "warped_moving.nii.gz", "warped_moving_label.nii.gz"]
-
-
-def _pairs(tmp_path: Path, files, n: int, broken: dict[int, str] | None = None) -> Path:
-    entry = {k: str(files[k]) for k in ("moving", "fixed", "moving_label", "fixed_label")}
-    entries = [{**entry, "moving": (broken or {}).get(i, entry["moving"])} for i in range(n)]
-    path = tmp_path / "pairs.json"
-    path.write_text(json.dumps(entries))
-    return path
-
-
-def _predict(files, pairs, out, *extra) -> list[str]:
-    return ["predict", "--bundle", str(files["bundle"]), "--pairs", str(pairs), "--output", str(out), "--device",
-            "cpu", "--threads", "1", *extra]  # fmt: skip
 
 
 def _table(path: Path) -> list[dict[str, str]]:
@@ -50,8 +38,8 @@ def _counting(monkeypatch) -> list[str]:
 
 def test_resume_registers_only_the_unfinished_pairs(files, tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
-    pairs = _pairs(tmp_path, files, 3)
-    cli.main(_predict(files, pairs, out))
+    pairs = pairs_file(tmp_path, files, 3)
+    cli.main(predict_argv(files, pairs, out))
     assert sorted(p.name for p in (out / "pair_001").iterdir()) == OUTPUTS  # no PNG unless asked
     first = _table(out / "metrics.csv")
     (out / "pair_001" / "ddf.nii.gz").unlink()  # as if killed while writing pair_001
@@ -61,7 +49,7 @@ def test_resume_registers_only_the_unfinished_pairs(files, tmp_path, monkeypatch
     with pytest.raises(ValueError, match="choose one"):
         cli.predict(files["bundle"], pairs, out, device="cpu", resume=True, overwrite=True)
     seen = _counting(monkeypatch)
-    cli.main(_predict(files, pairs, out, "--resume"))
+    cli.main(predict_argv(files, pairs, out, "--resume"))
     assert len(seen) == 2  # pair_000 kept, pair_001 (incomplete) and pair_002 (missing) registered
     assert [r["status"] for r in _table(out / "status.csv")] == ["ok", "ok", "ok"]
     again = _table(out / "metrics.csv")
@@ -69,7 +57,7 @@ def test_resume_registers_only_the_unfinished_pairs(files, tmp_path, monkeypatch
     for a, b in zip(first, again):  # the kept pair's metrics read back from its metrics.csv (6 digits)
         assert float(a["dice_label0_after"]) == pytest.approx(float(b["dice_label0_after"]), rel=1e-5)
     assert (out / "pair_001" / "ddf.nii.gz").is_file()
-    cli.main(_predict(files, pairs, out, "--resume", "--figure"))  # the PNG was not written: every pair again
+    cli.main(predict_argv(files, pairs, out, "--resume", "--figure"))  # the PNG was not written: every pair again
     assert len(seen) == 5 and (out / "pair_002" / "registration.png").is_file()
 
 
@@ -83,10 +71,10 @@ def test_torchrun_two_processes_share_the_pairs(files, tmp_path, capsys):
     """4 pairs over 2 gloo processes; pair 1 (rank 1's) is truncated, so its failure must reach rank 0's tables."""
     trunc = tmp_path / "trunc.nii.gz"
     trunc.write_bytes(Path(files["moving"]).read_bytes()[:200])
-    pairs = _pairs(tmp_path, files, 4, broken={1: str(trunc)})
+    pairs = pairs_file(tmp_path, files, 4, broken={1: str(trunc)})
     out, single = tmp_path / "out", tmp_path / "single"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
-           "-m", "monai_reg_ext", *_predict(files, pairs, out)]  # fmt: skip
+           "-m", "monai_reg_ext", *predict_argv(files, pairs, out)]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "PYTHONWARNINGS": "ignore"}
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode != 0 and "1 of 4 pairs failed (pair_001" in res.stderr, res.stderr[-3000:]
@@ -99,7 +87,7 @@ def test_torchrun_two_processes_share_the_pairs(files, tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["metrics.csv", "pair_000", "pair_002", "pair_003", "status.csv",
                                                      "summary.csv"]  # fmt: skip
     with pytest.raises(SystemExit):
-        cli.main(_predict(files, pairs, single))  # one process, same pairs: the same rows
+        cli.main(predict_argv(files, pairs, single))  # one process, same pairs: the same rows
     sharded, alone = ([{k: v for k, v in r.items() if k != "seconds"} for r in _table(o / "metrics.csv")]
                       for o in (out, single))  # fmt: skip
     assert sharded == alone

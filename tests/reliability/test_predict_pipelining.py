@@ -21,20 +21,7 @@ from monai_reg_ext.api.pipelining import BackgroundWriter, Prefetcher
 from monai_reg_ext.api.result import RegistrationResult
 from monai_reg_ext.networks.onednn import OneDNNConv3d
 
-from .conftest import blob, tiny_net, write
-
-
-def _pairs(tmp_path: Path, files, n: int, broken: dict[int, str] | None = None) -> Path:
-    entry = {k: str(files[k]) for k in ("moving", "fixed", "moving_label", "fixed_label")}
-    entries = [{**entry, "moving": (broken or {}).get(i, entry["moving"])} for i in range(n)]
-    path = tmp_path / "pairs.json"
-    path.write_text(json.dumps(entries))
-    return path
-
-
-def _argv(files, pairs, out, *extra) -> list[str]:
-    return ["predict", "--bundle", str(files["bundle"]), "--pairs", str(pairs), "--output", str(out), "--device",
-            "cpu", "--threads", "1", *extra]  # fmt: skip
+from .conftest import blob, pairs_file, predict_argv, tiny_net, write
 
 
 def _without_seconds(path: Path) -> list[list[str]]:
@@ -72,7 +59,7 @@ def test_overlapped_predict_writes_what_the_sequential_path_writes(files, tmp_pa
     other pairs were registered from the images read ahead."""
     trunc = tmp_path / "trunc.nii.gz"
     trunc.write_bytes(Path(files["moving"]).read_bytes()[:200])
-    pairs = _pairs(tmp_path, files, 5, broken={2: str(trunc)})
+    pairs = pairs_file(tmp_path, files, 5, broken={2: str(trunc)})
     given: list[type] = []
     original = monai_reg_ext.api.register
 
@@ -82,10 +69,10 @@ def test_overlapped_predict_writes_what_the_sequential_path_writes(files, tmp_pa
 
     monkeypatch.setattr(monai_reg_ext.api, "register", register)
     seq, ovl = tmp_path / "seq", tmp_path / "ovl"
-    code_seq, err_seq = _run(_argv(files, pairs, seq, "--noprefetch"), capsys)
+    code_seq, err_seq = _run(predict_argv(files, pairs, seq, "--noprefetch"), capsys)
     assert given == [str] * 5  # the sequential path reads the files in register
     given.clear()
-    code_ovl, err_ovl = _run(_argv(files, pairs, ovl), capsys)
+    code_ovl, err_ovl = _run(predict_argv(files, pairs, ovl), capsys)
     assert code_seq == code_ovl == 2
     assert err_ovl.replace(str(ovl), str(seq)) == err_seq and "1 of 5 pairs failed (pair_002" in err_ovl
     status = list(csv.DictReader((ovl / "status.csv").open()))
@@ -99,7 +86,7 @@ def test_overlapped_predict_writes_what_the_sequential_path_writes(files, tmp_pa
 def test_a_write_error_stops_predict_as_the_sequential_path_does(files, tmp_path, monkeypatch, capsys):
     """pair_001's folder cannot be written: predict stops with the same one-line error; pair_000 is written and no
     later pair (pair_002 was registered meanwhile by the overlapped path, but not written)."""
-    pairs = _pairs(tmp_path, files, 4)
+    pairs = pairs_file(tmp_path, files, 4)
     save = RegistrationResult.save
 
     def failing_save(self, output_dir, **kwargs):
@@ -112,7 +99,7 @@ def test_a_write_error_stops_predict_as_the_sequential_path_does(files, tmp_path
     results = {}
     for mode in ("--noprefetch", "--prefetch"):
         out = tmp_path / mode.strip("-")
-        code, err = _run(_argv(files, pairs, out, mode), capsys)
+        code, err = _run(predict_argv(files, pairs, out, mode), capsys)
         results[mode] = (code, err.replace(str(out), "OUT"))
         assert sorted(p.name for p in out.iterdir()) == ["pair_000"]  # no tables: the run stopped
     assert results["--noprefetch"] == results["--prefetch"]
@@ -122,7 +109,7 @@ def test_a_write_error_stops_predict_as_the_sequential_path_does(files, tmp_path
 
 def test_a_pair_that_fails_while_written_is_recorded_for_that_pair(files, tmp_path, monkeypatch, capsys):
     """A pair error raised in the writer thread (e.g. a sheared fixed grid) is that pair's, recorded as failed."""
-    pairs = _pairs(tmp_path, files, 3)
+    pairs = pairs_file(tmp_path, files, 3)
     save = RegistrationResult.save
 
     def failing_save(self, output_dir, **kwargs):
@@ -132,7 +119,7 @@ def test_a_pair_that_fails_while_written_is_recorded_for_that_pair(files, tmp_pa
 
     monkeypatch.setattr(RegistrationResult, "save", failing_save)
     out = tmp_path / "out"
-    code, err = _run(_argv(files, pairs, out), capsys)
+    code, err = _run(predict_argv(files, pairs, out), capsys)
     assert code == 2 and "1 of 3 pairs failed (pair_000: fixed: a sheared grid (test)" in err
     status = list(csv.DictReader((out / "status.csv").open()))
     assert [(r["pair"], r["status"]) for r in status] == [
@@ -166,8 +153,8 @@ def test_compile_falls_back_to_eager_with_a_warning(files, tmp_path, monkeypatch
     seconds, why = compile_network(net, (8, 8, 8))
     assert seconds is None and why == "RuntimeError: no C compiler found (test)" and not is_compiled(net)
     assert any(type(m) is OneDNNConv3d for m in net.modules())  # restored as it was
-    pairs = _pairs(tmp_path, files, 1)
-    code, err = _run(_argv(files, pairs, tmp_path / "out", "--compile"), capsys)
+    pairs = pairs_file(tmp_path, files, 1)
+    code, err = _run(predict_argv(files, pairs, tmp_path / "out", "--compile"), capsys)
     assert code == 0 and (tmp_path / "out" / "pair_000" / "ddf.nii.gz").is_file()
     warning = [line for line in err.splitlines() if "--compile" in line]
     why = "RuntimeError: no C compiler found (test)"
@@ -196,9 +183,9 @@ def test_compiled_predict_gives_the_eager_ddf_without_recompiling(files, tmp_pat
     pairs = tmp_path / "pairs.json"
     pairs.write_text(json.dumps(entries))
     eager, compiled = tmp_path / "eager", tmp_path / "compiled"
-    assert _run(_argv(files, pairs, eager), capsys)[0] == 0
+    assert _run(predict_argv(files, pairs, eager), capsys)[0] == 0
     monkeypatch.setattr(torch._dynamo.config, "error_on_recompile", True)
-    code, err = _run(_argv(files, pairs, compiled, "--compile"), capsys)
+    code, err = _run(predict_argv(files, pairs, compiled, "--compile"), capsys)
     assert code == 0 and "compiled the network in" in err, err
     assert inductor_config.freezing is False  # set for the compilation only
     for name in ("pair_000", "pair_001", "pair_002"):
