@@ -33,9 +33,7 @@ def difference_pairs(ndim: int) -> list[tuple[int, int]]:
 
 def _window(x: torch.Tensor, offset: tuple[int, ...]) -> torch.Tensor:
     """The view of ``x`` ``(N, *S)`` at ``p + 1 + offset`` for every ``p`` of the cropped grid ``S - 2``."""
-    for axis, o in enumerate(offset):
-        x = x.narrow(axis + 1, 1 + o, x.shape[axis + 1] - 2)
-    return x
+    return x[(slice(None), *(slice(1 + o, int(n) - 1 + o) for o, n in zip(offset, x.shape[1:])))]
 
 
 class _StencilEnergy(torch.autograd.Function):
