@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 
 from ..spatial import gaussian_smooth, identity_grid, warp_image
-from ..spatial.resample import sample_at
 
 __all__ = ["MIN_LEVEL_SIZE", "level_size", "downsample", "interpolate", "control_size", "LevelPair", "make_level"]
 
@@ -69,42 +68,52 @@ class LevelPair:
         moving: moving image ``(B, C, *S_moving_level)`` (on the fixed level grid when ``matrix`` is None).
         fixed: fixed image ``(B, C, *S_level)``.
         matrix: ``(B, D, D + 1)`` fixed-level voxel -> moving-level voxel map, or None (same grid).
-        base: ``matrix`` applied to the identity grid of the fixed level, ``(B, D, *S_level)`` (None with ``matrix``).
+        grid_matrix: ``(B, D, D)``: a displacement (level voxels, array axes) -> its change of the ``grid_sample``
+            coordinates (normalised to ``[-1, 1]`` over the moving level grid, last array axis first); None with
+            ``matrix``.
+        grid_base: ``(B, *S_level, D)``: the ``grid_sample`` coordinates of the zero DDF (``matrix`` applied to the
+            identity grid, normalised, last array axis first); None with ``matrix``.
     """
 
     moving: torch.Tensor
     fixed: torch.Tensor
     matrix: torch.Tensor | None = None
-    base: torch.Tensor | None = None
+    grid_matrix: torch.Tensor | None = None
+    grid_base: torch.Tensor | None = None
 
     @property
     def size(self) -> tuple[int, ...]:
         """Spatial shape of the fixed level grid."""
         return tuple(int(s) for s in self.fixed.shape[2:])
 
-    def points(self, ddf: torch.Tensor) -> torch.Tensor:
-        """Moving-level voxel positions ``(B, D, *S_level)`` sampled by ``ddf`` (level voxels)."""
-        if self.matrix is None:
-            return identity_grid(ddf.shape[2:], device=ddf.device, dtype=ddf.dtype).unsqueeze(0) + ddf
-        assert self.base is not None
-        ndim = ddf.shape[1]
-        return self.base + torch.einsum("bij,bj...->bi...", self.matrix[:, :, :ndim].to(ddf.dtype), ddf)
+    def sampling_grid(self, ddf: torch.Tensor) -> torch.Tensor:
+        """``grid_sample`` coordinates ``(B, *S_level, D)`` of ``M (p + ddf(p))`` (``matrix`` given; ``ddf`` in level
+        voxels): one small matrix product per voxel on top of the precomputed zero-DDF grid."""
+        assert self.grid_matrix is not None and self.grid_base is not None
+        b, nd = ddf.shape[:2]
+        flat = ddf.movedim(1, -1).reshape(b, -1, nd)
+        moved = torch.bmm(flat, self.grid_matrix.transpose(1, 2).to(ddf.dtype))
+        return self.grid_base.to(ddf.dtype) + moved.view(self.grid_base.shape)
 
     def inside(self, ddf: torch.Tensor) -> torch.Tensor:
         """``(B, 1, *S_level)`` 1.0 where ``p + ddf(p)`` samples inside the moving image, else 0.0 (no gradient)."""
         with torch.no_grad():
-            pts = self.points(ddf.detach())
-            ndim = pts.shape[1]
-            upper = torch.tensor([s - 1 for s in self.moving.shape[2:]], device=pts.device, dtype=pts.dtype)
-            ok = (pts >= 0) & (pts <= upper.view(1, ndim, *([1] * ndim)))
-            return ok.all(dim=1, keepdim=True).to(ddf.dtype)
+            ddf = ddf.detach()
+            ndim = ddf.shape[1]
+            if self.matrix is None:
+                pts = identity_grid(ddf.shape[2:], device=ddf.device, dtype=ddf.dtype).unsqueeze(0) + ddf
+                upper = torch.tensor([s - 1 for s in self.moving.shape[2:]], device=pts.device, dtype=pts.dtype)
+                ok = (pts >= 0) & (pts <= upper.view(1, ndim, *([1] * ndim)))
+                return ok.all(dim=1, keepdim=True).to(ddf.dtype)
+            grid = self.sampling_grid(ddf)  # inside the moving grid <=> every coordinate in [-1, 1]
+            return ((grid >= -1) & (grid <= 1)).all(dim=-1).unsqueeze(1).to(ddf.dtype)
 
     def warp(self, ddf: torch.Tensor) -> torch.Tensor:
         """The moving image ``(B, C, *S_level)`` at ``p + ddf(p)``; ``ddf`` ``(B, D, *S_level)`` in level voxels."""
         if self.matrix is None:
             return warp_image(self.moving, ddf)
-        assert self.base is not None
-        return sample_at(self.moving, self.points(ddf), padding_mode="border")
+        grid, moving = self.sampling_grid(ddf), self.moving.to(ddf.dtype)
+        return F.grid_sample(moving, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
 def make_level(
@@ -138,5 +147,9 @@ def make_level(
         matrix = torch.cat([lin, trans.unsqueeze(-1)], dim=-1)
         ident = identity_grid(lsize, device=fixed.device, dtype=fixed.dtype).unsqueeze(0)
         base = torch.einsum("bij,bj...->bi...", lin, ident.expand(fixed.shape[0], *ident.shape[1:]))
-        base = base + trans.view(*trans.shape, *([1] * ndim))
-        return LevelPair(moving=mov_l, fixed=fix_l, matrix=matrix, base=base)
+        base = base + trans.view(*trans.shape, *([1] * ndim))  # moving-level voxels of the zero DDF
+        # grid_sample's coordinates: 2 / (n - 1) per moving-level voxel, -1 at voxel 0, last array axis first
+        norm = torch.tensor([2.0 / max(s - 1, 1) for s in mlsize], device=fixed.device, dtype=fixed.dtype)
+        grid_matrix = (lin * norm.view(1, ndim, 1)).flip(1)
+        grid_base = (base * norm.view(1, ndim, *([1] * ndim)) - 1.0).flip(1).movedim(1, -1).contiguous()
+        return LevelPair(mov_l, fix_l, matrix=matrix, grid_matrix=grid_matrix, grid_base=grid_base)
