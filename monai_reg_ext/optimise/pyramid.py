@@ -3,11 +3,13 @@
 A level with downsampling factor ``f`` has ``round((S - 1) / f) + 1`` voxels per axis (at least 8, same field of view,
 ``align_corners=True``). Images are Gaussian-smoothed with sigma ``f / 2`` voxels before they are resampled.
 
-The moving image is either on the fixed grid (``fixed_to_moving=None``; it is warped with
-:func:`~monai_reg_ext.warp_image`) or on a grid of its own, related to the fixed grid by the ``(D + 1, D + 1)`` matrix
-``fixed_to_moving`` that maps fixed voxel indices to moving voxel indices (through world coordinates:
-``inv(A_moving) @ A_fixed``). Then a DDF ``u`` on the fixed grid (fixed voxels) samples the moving image at the moving
-voxel ``M (p + u(p))``, so nothing of the moving image is cropped to the fixed field of view.
+The moving image is either on the fixed grid (``fixed_to_moving=None``: the identity map) or on a grid of its own,
+related to the fixed grid by the ``(D + 1, D + 1)`` matrix ``fixed_to_moving`` that maps fixed voxel indices to moving
+voxel indices (through world coordinates: ``inv(A_moving) @ A_fixed``). Then a DDF ``u`` on the fixed grid (fixed
+voxels) samples the moving image at the moving voxel ``M (p + u(p))``, so nothing of the moving image is cropped to
+the fixed field of view. Both cases sample with ``grid_sample`` on coordinates precomputed per level (bilinear, border
+padding, ``align_corners=True``: the values of :func:`~monai_reg_ext.warp_image` on the same grid, without rebuilding
+the identity grid at every iteration).
 """
 
 from __future__ import annotations
@@ -19,12 +21,24 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..spatial import gaussian_smooth, identity_grid, warp_image
+from ..spatial import gaussian_smooth, identity_grid
 
-__all__ = ["MIN_LEVEL_SIZE", "level_size", "downsample", "interpolate", "control_size", "LevelPair", "make_level"]
+__all__ = [
+    "MIN_LEVEL_SIZE",
+    "INSIDE_TOLERANCE",
+    "level_size",
+    "downsample",
+    "interpolate",
+    "control_size",
+    "LevelPair",
+    "make_level",
+]
 
 MIN_LEVEL_SIZE = 8
 """Smallest number of voxels per axis of a level (an image axis shorter than this is kept as it is)."""
+
+INSIDE_TOLERANCE = 1e-5
+"""Slack of :meth:`LevelPair.inside` on normalised coordinates (about 1e-5 (n - 1) / 2 voxels: rounding only)."""
 
 
 def level_size(size: Sequence[int], factor: int) -> tuple[int, ...]:
@@ -67,19 +81,18 @@ class LevelPair:
     Attributes:
         moving: moving image ``(B, C, *S_moving_level)`` (on the fixed level grid when ``matrix`` is None).
         fixed: fixed image ``(B, C, *S_level)``.
-        matrix: ``(B, D, D + 1)`` fixed-level voxel -> moving-level voxel map, or None (same grid).
+        matrix: ``(B, D, D + 1)`` fixed-level voxel -> moving-level voxel map, or None (same grid: the identity).
         grid_matrix: ``(B, D, D)``: a displacement (level voxels, array axes) -> its change of the ``grid_sample``
-            coordinates (normalised to ``[-1, 1]`` over the moving level grid, last array axis first); None with
-            ``matrix``.
+            coordinates (normalised to ``[-1, 1]`` over the moving level grid, last array axis first).
         grid_base: ``(B, *S_level, D)``: the ``grid_sample`` coordinates of the zero DDF (``matrix`` applied to the
-            identity grid, normalised, last array axis first); None with ``matrix``.
+            identity grid, normalised, last array axis first).
     """
 
     moving: torch.Tensor
     fixed: torch.Tensor
-    matrix: torch.Tensor | None = None
-    grid_matrix: torch.Tensor | None = None
-    grid_base: torch.Tensor | None = None
+    matrix: torch.Tensor | None
+    grid_matrix: torch.Tensor
+    grid_base: torch.Tensor
 
     @property
     def size(self) -> tuple[int, ...]:
@@ -87,31 +100,25 @@ class LevelPair:
         return tuple(int(s) for s in self.fixed.shape[2:])
 
     def sampling_grid(self, ddf: torch.Tensor) -> torch.Tensor:
-        """``grid_sample`` coordinates ``(B, *S_level, D)`` of ``M (p + ddf(p))`` (``matrix`` given; ``ddf`` in level
-        voxels): one small matrix product per voxel on top of the precomputed zero-DDF grid."""
-        assert self.grid_matrix is not None and self.grid_base is not None
+        """``grid_sample`` coordinates ``(B, *S_level, D)`` of ``M (p + ddf(p))`` (``ddf`` in level voxels): one small
+        matrix product per voxel on top of the precomputed zero-DDF grid."""
         b, nd = ddf.shape[:2]
         flat = ddf.movedim(1, -1).reshape(b, -1, nd)
         moved = torch.bmm(flat, self.grid_matrix.transpose(1, 2).to(ddf.dtype))
         return self.grid_base.to(ddf.dtype) + moved.view(self.grid_base.shape)
 
     def inside(self, ddf: torch.Tensor) -> torch.Tensor:
-        """``(B, 1, *S_level)`` 1.0 where ``p + ddf(p)`` samples inside the moving image, else 0.0 (no gradient)."""
+        """``(B, 1, *S_level)`` 1.0 where ``p + ddf(p)`` samples inside the moving image, else 0.0 (no gradient).
+
+        Inside means every ``grid_sample`` coordinate in ``[-1, 1]``, with :data:`INSIDE_TOLERANCE` for rounding (the
+        last voxel of the identity map lands on ``1 + 1e-7``)."""
         with torch.no_grad():
-            ddf = ddf.detach()
-            ndim = ddf.shape[1]
-            if self.matrix is None:
-                pts = identity_grid(ddf.shape[2:], device=ddf.device, dtype=ddf.dtype).unsqueeze(0) + ddf
-                upper = torch.tensor([s - 1 for s in self.moving.shape[2:]], device=pts.device, dtype=pts.dtype)
-                ok = (pts >= 0) & (pts <= upper.view(1, ndim, *([1] * ndim)))
-                return ok.all(dim=1, keepdim=True).to(ddf.dtype)
-            grid = self.sampling_grid(ddf)  # inside the moving grid <=> every coordinate in [-1, 1]
-            return ((grid >= -1) & (grid <= 1)).all(dim=-1).unsqueeze(1).to(ddf.dtype)
+            grid = self.sampling_grid(ddf.detach()).abs()
+            return (grid <= 1.0 + INSIDE_TOLERANCE).all(dim=-1).unsqueeze(1).to(ddf.dtype)
 
     def warp(self, ddf: torch.Tensor) -> torch.Tensor:
-        """The moving image ``(B, C, *S_level)`` at ``p + ddf(p)``; ``ddf`` ``(B, D, *S_level)`` in level voxels."""
-        if self.matrix is None:
-            return warp_image(self.moving, ddf)
+        """The moving image ``(B, C, *S_level)`` at ``M (p + ddf(p))``, bilinear, border padding (as
+        :func:`~monai_reg_ext.warp_image` on the same grid); ``ddf`` ``(B, D, *S_level)`` in level voxels."""
         grid, moving = self.sampling_grid(ddf), self.moving.to(ddf.dtype)
         return F.grid_sample(moving, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
@@ -132,21 +139,24 @@ def make_level(
     lsize = fsize if factor == 1 else level_size(fsize, factor)
     with torch.no_grad():
         fix_l = downsample(fixed, lsize, factor)
-        if fixed_to_moving is None:
-            return LevelPair(moving=downsample(moving, lsize, factor), fixed=fix_l)
-        msize = tuple(int(s) for s in moving.shape[2:])
-        mlsize = msize if factor == 1 else level_size(msize, factor)
-        mov_l = downsample(moving, mlsize, factor)
-        ndim = len(fsize)
-        m = fixed_to_moving.to(device=fixed.device, dtype=fixed.dtype)
-        m = m.expand(fixed.shape[0], ndim + 1, ndim + 1) if m.ndim == 2 else m
-        s_f, s_m = _axis_scale(fsize, lsize, fixed), _axis_scale(msize, mlsize, fixed)
-        # q_level = diag(1/s_m) M diag(s_f) [p_level; 1]
-        lin = m[:, :ndim, :ndim] * s_f.view(1, 1, ndim) / s_m.view(1, ndim, 1)
-        trans = m[:, :ndim, ndim] / s_m.view(1, ndim)
-        matrix = torch.cat([lin, trans.unsqueeze(-1)], dim=-1)
+        ndim, batch = len(fsize), fixed.shape[0]
+        if fixed_to_moving is None:  # the same grid: the identity map
+            mov_l, mlsize, matrix = downsample(moving, lsize, factor), lsize, None
+            lin = torch.eye(ndim, device=fixed.device, dtype=fixed.dtype).expand(batch, ndim, ndim)
+            trans = torch.zeros(batch, ndim, device=fixed.device, dtype=fixed.dtype)
+        else:
+            msize = tuple(int(s) for s in moving.shape[2:])
+            mlsize = msize if factor == 1 else level_size(msize, factor)
+            mov_l = downsample(moving, mlsize, factor)
+            m = fixed_to_moving.to(device=fixed.device, dtype=fixed.dtype)
+            m = m.expand(batch, ndim + 1, ndim + 1) if m.ndim == 2 else m
+            s_f, s_m = _axis_scale(fsize, lsize, fixed), _axis_scale(msize, mlsize, fixed)
+            # q_level = diag(1/s_m) M diag(s_f) [p_level; 1]
+            lin = m[:, :ndim, :ndim] * s_f.view(1, 1, ndim) / s_m.view(1, ndim, 1)
+            trans = m[:, :ndim, ndim] / s_m.view(1, ndim)
+            matrix = torch.cat([lin, trans.unsqueeze(-1)], dim=-1)
         ident = identity_grid(lsize, device=fixed.device, dtype=fixed.dtype).unsqueeze(0)
-        base = torch.einsum("bij,bj...->bi...", lin, ident.expand(fixed.shape[0], *ident.shape[1:]))
+        base = torch.einsum("bij,bj...->bi...", lin, ident.expand(batch, *ident.shape[1:]))
         base = base + trans.view(*trans.shape, *([1] * ndim))  # moving-level voxels of the zero DDF
         # grid_sample's coordinates: 2 / (n - 1) per moving-level voxel, -1 at voxel 0, last array axis first
         norm = torch.tensor([2.0 / max(s - 1, 1) for s in mlsize], device=fixed.device, dtype=fixed.dtype)

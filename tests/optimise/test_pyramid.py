@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from monai_reg_ext.optimise.pyramid import make_level
-from monai_reg_ext.spatial import identity_grid
+from monai_reg_ext.spatial import identity_grid, warp_image
 from monai_reg_ext.spatial.resample import sample_at
 
 
@@ -47,3 +47,27 @@ def test_level_pair_samples_moving_at_mapped_points(ndim, factor):
     (grad,) = torch.autograd.grad(warped.sum(), ddf)
     (grad_ref,) = torch.autograd.grad(expected.sum(), ddf)
     assert torch.allclose(grad, grad_ref, atol=1e-10)
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_level_pair_on_the_same_grid_is_warp_image(ndim):
+    """Without a map the level pair samples as ``warp_image`` (bilinear, border); the zero DDF is inside everywhere
+    (the last voxel lands on the grid's edge exactly), a shift of half the grid is outside on half of it."""
+    torch.manual_seed(1)
+    size = (12, 15, 10)[:ndim]
+    fixed, moving = torch.rand(2, 1, *size), torch.rand(2, 1, *size)
+    pair = make_level(moving, fixed, 1)
+    ddf = (torch.randn(2, ndim, *size) * 2.0).requires_grad_(True)
+    warped = pair.warp(ddf)
+    expected = warp_image(moving, ddf)
+    assert torch.allclose(warped, expected, atol=1e-5)
+    (grad,) = torch.autograd.grad(warped.sum(), ddf)
+    (grad_ref,) = torch.autograd.grad(expected.sum(), ddf)
+    assert torch.allclose(grad, grad_ref, atol=1e-4)
+
+    assert torch.equal(pair.inside(torch.zeros(2, ndim, *size)), torch.ones(2, 1, *size))
+    shift = torch.zeros(2, ndim, *size)
+    shift[:, 0] = size[0] / 2.0
+    inside = pair.inside(shift)
+    assert torch.equal(inside[:, :, : size[0] // 2], torch.ones_like(inside[:, :, : size[0] // 2]))
+    assert inside[:, :, size[0] // 2 + 1 :].sum() == 0
