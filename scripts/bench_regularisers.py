@@ -14,21 +14,9 @@ Example::
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 import warnings
 
-
-def time_backward(loss, ddf, warmup: int, repeats: int) -> float:
-    """Median seconds of ``loss(ddf).backward()`` over ``repeats`` calls after ``warmup`` calls."""
-    times = []
-    for i in range(warmup + repeats):
-        ddf.grad = None
-        start = time.perf_counter()
-        loss(ddf).backward()
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from bench_lncc import time_loss  # the same timing loop (scripts/ is on sys.path when a script runs)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -56,8 +44,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         ("bending energy", BendingEnergyLoss(), MonaiBending()),
         ("gradient norm (L2) / MONAI DiffusionLoss", GradientNormLoss(), DiffusionLoss()),
     ):
-        t_ref = time_backward(reference, ddf, args.warmup, args.repeats)
-        t_ours = time_backward(ours, ddf, args.warmup, args.repeats)
+        t_ref = time_loss(lambda x, _, f=reference: f(x), ddf, None, args.warmup, args.repeats)
+        t_ours = time_loss(lambda x, _, f=ours: f(x), ddf, None, args.warmup, args.repeats)
         field = ddf.detach()
         (g_ours,) = torch.autograd.grad(ours(ddf), ddf)
         (g_ref,) = torch.autograd.grad(reference(ddf), ddf)

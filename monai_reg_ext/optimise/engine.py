@@ -138,9 +138,10 @@ class _Objective:
 
     def __call__(self) -> tuple[torch.Tensor, torch.Tensor]:
         ddf = total_ddf(self.model, self.init)
-        loss = self.image_loss(self.pair.warp(ddf), self.pair.fixed)
+        warped, grid = self.pair.warp(ddf)
+        loss = self.image_loss(warped, self.pair.fixed)
         if loss.ndim > 0:  # a per-voxel loss map: average over the voxels that sample inside the moving image
-            inside = self.pair.inside(ddf).expand_as(loss)
+            inside = self.pair.inside(ddf, grid).expand_as(loss)
             loss = (loss * inside).sum() / inside.sum().clamp_min(1.0)
         if self.regulariser is not None and self.reg_weight > 0:
             loss = loss + self.reg_weight * self.regulariser(ddf)

@@ -107,20 +107,22 @@ class LevelPair:
         moved = torch.bmm(flat, self.grid_matrix.transpose(1, 2).to(ddf.dtype))
         return self.grid_base.to(ddf.dtype) + moved.view(self.grid_base.shape)
 
-    def inside(self, ddf: torch.Tensor) -> torch.Tensor:
+    def inside(self, ddf: torch.Tensor, grid: torch.Tensor | None = None) -> torch.Tensor:
         """``(B, 1, *S_level)`` 1.0 where ``p + ddf(p)`` samples inside the moving image, else 0.0 (no gradient).
 
         Inside means every ``grid_sample`` coordinate in ``[-1, 1]``, with :data:`INSIDE_TOLERANCE` for rounding (the
-        last voxel of the identity map lands on ``1 + 1e-7``)."""
+        last voxel of the identity map lands on ``1 + 1e-7``). ``grid``: :meth:`sampling_grid` of ``ddf`` when the
+        caller has it already (as :meth:`warp` returns it), else computed here."""
         with torch.no_grad():
-            grid = self.sampling_grid(ddf.detach()).abs()
+            grid = (self.sampling_grid(ddf.detach()) if grid is None else grid.detach()).abs()
             return (grid <= 1.0 + INSIDE_TOLERANCE).all(dim=-1).unsqueeze(1).to(ddf.dtype)
 
-    def warp(self, ddf: torch.Tensor) -> torch.Tensor:
+    def warp(self, ddf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The moving image ``(B, C, *S_level)`` at ``M (p + ddf(p))``, bilinear, border padding (as
-        :func:`~monai_reg_ext.warp_image` on the same grid); ``ddf`` ``(B, D, *S_level)`` in level voxels."""
+        :func:`~monai_reg_ext.warp_image` on the same grid), and the sampling grid it used (for :meth:`inside`);
+        ``ddf`` ``(B, D, *S_level)`` in level voxels."""
         grid, moving = self.sampling_grid(ddf), self.moving.to(ddf.dtype)
-        return F.grid_sample(moving, grid, mode="bilinear", padding_mode="border", align_corners=True)
+        return F.grid_sample(moving, grid, mode="bilinear", padding_mode="border", align_corners=True), grid
 
 
 def make_level(

@@ -36,13 +36,14 @@ def test_level_pair_samples_moving_at_mapped_points(ndim, factor):
     pts = identity_grid(pair.size, dtype=torch.float64).unsqueeze(0) + ddf
     pts = torch.einsum("bij,bj...->bi...", lin, pts) + trans.view(2, ndim, *([1] * ndim))
     expected = sample_at(pair.moving, pts, padding_mode="border")
-    warped = pair.warp(ddf)
+    warped, grid = pair.warp(ddf)
     assert torch.allclose(warped, expected, atol=1e-12)
 
     upper = torch.tensor([s - 1 for s in pair.moving.shape[2:]], dtype=torch.float64).view(1, ndim, *([1] * ndim))
     inside = ((pts >= 0) & (pts <= upper)).all(dim=1, keepdim=True).double()
     assert 0 < inside.mean() < 1  # the test covers both cases
     assert torch.equal(pair.inside(ddf), inside)
+    assert torch.equal(pair.inside(ddf, grid), inside)
 
     (grad,) = torch.autograd.grad(warped.sum(), ddf)
     (grad_ref,) = torch.autograd.grad(expected.sum(), ddf)
@@ -58,7 +59,7 @@ def test_level_pair_on_the_same_grid_is_warp_image(ndim):
     fixed, moving = torch.rand(2, 1, *size), torch.rand(2, 1, *size)
     pair = make_level(moving, fixed, 1)
     ddf = (torch.randn(2, ndim, *size) * 2.0).requires_grad_(True)
-    warped = pair.warp(ddf)
+    warped, _ = pair.warp(ddf)
     expected = warp_image(moving, ddf)
     assert torch.allclose(warped, expected, atol=1e-5)
     (grad,) = torch.autograd.grad(warped.sum(), ddf)
