@@ -306,13 +306,17 @@ NETWORK_REFINEMENT = {"levels": (2, 1), "iterations": (50, 20)}
 inference config may set its own as ``registration_refinement`` (:func:`refinement_schedule`)."""
 
 
-def refinement_schedule(model: BundleModel) -> dict[str, tuple[int, ...]]:
+def refinement_schedule(model: BundleModel) -> dict[str, Any]:
     """The deformable stage's schedule after ``model``'s network: the inference config's ``registration_refinement``
-    (``{"levels": [...], "iterations": [...]}``, downsampling factors and Adam steps per level), else
-    :data:`NETWORK_REFINEMENT`.
+    (``{"levels": [...], "iterations": [...]}``, downsampling factors and Adam steps per level, optionally ``"lr"``:
+    Adam's learning rate in level voxels, one value or one per level), else :data:`NETWORK_REFINEMENT`.
+
+    Returns:
+        ``{"levels": tuple, "iterations": tuple}`` plus ``"lr"`` (a float or a tuple) when the config sets it.
 
     Raises:
-        ValueError: naming the bundle's config when the entry is not two equally long lists of positive ints.
+        ValueError: naming the bundle's config when the entry is not two equally long lists of positive ints, or its
+            ``lr`` is not a positive number or one per level.
     """
     found = model.config.get("registration_refinement") if model.config else None
     if found is None:
@@ -325,7 +329,18 @@ def refinement_schedule(model: BundleModel) -> dict[str, tuple[int, ...]]:
         raise ValueError(f"{where}: expected {{'levels': [ints], 'iterations': [ints]}}, got {found!r}.") from None
     if not levels or len(levels) != len(iterations) or min(levels + iterations) < 1:
         raise ValueError(f"{where}: expected equally long lists of positive ints, got {found!r}.")
-    return {"levels": levels, "iterations": iterations}
+    schedule: dict[str, Any] = {"levels": levels, "iterations": iterations}
+    if found.get("lr") is not None:
+        lr = found["lr"]
+        rates = (lr,) if isinstance(lr, (int, float)) and not isinstance(lr, bool) else lr
+        try:
+            rates = tuple(float(v) for v in rates)
+        except (TypeError, ValueError):
+            rates = ()
+        if not rates or min(rates) <= 0 or len(rates) not in (1, len(levels)):
+            raise ValueError(f"{where}: 'lr' must be a number > 0 or one per level ({len(levels)}), got {lr!r}.")
+        schedule["lr"] = rates[0] if len(rates) == 1 else rates
+    return schedule
 
 
 def network_stages(model: BundleModel, stages: Sequence[str] | str | None) -> tuple[str, ...]:

@@ -141,6 +141,7 @@ def register_images(
     transform: str = "bspline",
     levels: Sequence[int] = (4, 2, 1),
     iterations: Sequence[int] = (100, 50, 20),
+    lr: float | Sequence[float] | None = None,
     control_point_spacing: int = 4,
     reg_weight: float | None = None,
     init_ddf: torch.Tensor | None = None,
@@ -166,6 +167,7 @@ def register_images(
         transform: deformable model, ``"bspline"`` (control points), ``"ddf"`` (dense) or ``"dvf"``
             (diffeomorphic, stationary velocity).
         levels, iterations: schedule of the deformable stage.
+        lr: Adam learning rate of the deformable stage (level voxels), one value or one per level; default 0.1.
         control_point_spacing: control points every this many level voxels (``"bspline"``).
         reg_weight: bending-energy weight; default :data:`SIMILARITY_REG_WEIGHT` of the similarity.
         init_ddf: ``(B, D, *S_fixed)`` starting field (e.g. a network's prediction) in fixed voxels; replaces the
@@ -221,7 +223,7 @@ def register_images(
         t0 = time.perf_counter()
         dfm = register_by_optimisation(
             moving, fixed, transform, image_loss=loss, reg_weight=reg_weight, levels=levels, iterations=iterations,
-            control_point_spacing=control_point_spacing, init_ddf=init, **common,
+            lr=lr, control_point_spacing=control_point_spacing, init_ddf=init, **common,
         )  # fmt: skip
         result.stages["deformable"] = dfm
         init = dfm.ddf

@@ -232,3 +232,12 @@ def test_refinement_schedule_from_the_bundle_config(affine_pair, tiny_bundle):
     cfg_path.write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match="registration_refinement"):
         refinement_schedule(load_bundle(tiny_bundle, device="cpu"))
+    for lr, expected in ((0.2, 0.2), ([0.1, 0.3], (0.1, 0.3)), ([0.25], 0.25)):
+        cfg["registration_refinement"] = {"levels": [2, 1], "iterations": [7, 3], "lr": lr}
+        cfg_path.write_text(json.dumps(cfg))
+        assert refinement_schedule(load_bundle(tiny_bundle, device="cpu"))["lr"] == expected
+    for lr in (-0.1, 0, [0.1, 0.2, 0.3], "fast", True):
+        cfg["registration_refinement"] = {"levels": [2, 1], "iterations": [7, 3], "lr": lr}
+        cfg_path.write_text(json.dumps(cfg))
+        with pytest.raises(ValueError, match="'lr' must be a number > 0"):
+            refinement_schedule(load_bundle(tiny_bundle, device="cpu"))

@@ -16,15 +16,16 @@ import experiment_refinement_schedule as ers  # noqa: E402
 def test_parse_schedule():
     assert ers.parse_schedule("2,1:20,10") == {"levels": (2, 1), "iterations": (20, 10)}
     assert ers.parse_schedule("2:40") == {"levels": (2,), "iterations": (40,)}
-    for bad in ("2,1:20", "2,1", "a:1", "0:5", "2:0", ":"):
+    assert ers.parse_schedule("2,1:20,8@0.3") == {"levels": (2, 1), "iterations": (20, 8), "lr": 0.3}
+    for bad in ("2,1:20", "2,1", "a:1", "0:5", "2:0", ":", "2:5@0", "2:5@fast", "2:5@-1"):
         with pytest.raises(ValueError, match="LEVELS:ITERATIONS"):
             ers.parse_schedule(bad)
 
 
 def test_cost_order_counts_finest_steps_first():
-    names = ["2,1:20,20", "2,1:40,5", "2,1:20,5", "2:40", "2,1:20,10"]
+    names = ["2,1:20,20", "2,1:40,5", "2,1:20,5", "2:40", "2,1:20,10@0.2"]
     ordered = sorted(names, key=lambda n: ers.cost_key(ers.parse_schedule(n)))
-    assert ordered == ["2:40", "2,1:20,5", "2,1:40,5", "2,1:20,10", "2,1:20,20"]
+    assert ordered == ["2:40", "2,1:20,5", "2,1:40,5", "2,1:20,10@0.2", "2,1:20,20"]
 
 
 def test_pick_applies_dice_and_error_rule():
