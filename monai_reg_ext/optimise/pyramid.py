@@ -86,10 +86,6 @@ class LevelPair:
             coordinates (normalised to ``[-1, 1]`` over the moving level grid, last array axis first).
         grid_base: ``(B, *S_level, D)``: the ``grid_sample`` coordinates of the zero DDF (``matrix`` applied to the
             identity grid, normalised, last array axis first).
-        grid_scale: ``(B, D)`` when the map has no rotation or shear (``grid_matrix`` only scales and reverses the
-            axes, as between two axis-aligned grids): coordinate ``k`` of the grid changes by ``grid_scale[:, k]`` per
-            voxel of displacement along array axis ``D - 1 - k``; None otherwise. :meth:`sampling_grid` then scales
-            element-wise instead of multiplying by ``grid_matrix`` (same values, one pass over the field).
     """
 
     moving: torch.Tensor
@@ -97,7 +93,6 @@ class LevelPair:
     matrix: torch.Tensor | None
     grid_matrix: torch.Tensor
     grid_base: torch.Tensor
-    grid_scale: torch.Tensor | None = None
 
     @property
     def size(self) -> tuple[int, ...]:
@@ -108,9 +103,6 @@ class LevelPair:
         """``grid_sample`` coordinates ``(B, *S_level, D)`` of ``M (p + ddf(p))`` (``ddf`` in level voxels): one small
         matrix product per voxel on top of the precomputed zero-DDF grid."""
         b, nd = ddf.shape[:2]
-        if self.grid_scale is not None:
-            scale = self.grid_scale.to(ddf.dtype).view(b, *([1] * nd), nd)
-            return torch.addcmul(self.grid_base.to(ddf.dtype), ddf.flip(1).movedim(1, -1), scale)
         flat = ddf.movedim(1, -1).reshape(b, -1, nd)
         moved = torch.bmm(flat, self.grid_matrix.transpose(1, 2).to(ddf.dtype))
         return self.grid_base.to(ddf.dtype) + moved.view(self.grid_base.shape)
@@ -172,9 +164,4 @@ def make_level(
         norm = torch.tensor([2.0 / max(s - 1, 1) for s in mlsize], device=fixed.device, dtype=fixed.dtype)
         grid_matrix = (lin * norm.view(1, ndim, 1)).flip(1)
         grid_base = (base * norm.view(1, ndim, *([1] * ndim)) - 1.0).flip(1).movedim(1, -1).contiguous()
-        scale = torch.diagonal(grid_matrix.flip(2), dim1=1, dim2=2)  # grid_matrix[:, k, D - 1 - k]
-        axis_aligned = bool(torch.equal(torch.diag_embed(scale).flip(2), grid_matrix))
-        return LevelPair(
-            mov_l, fix_l, matrix=matrix, grid_matrix=grid_matrix, grid_base=grid_base,
-            grid_scale=scale.contiguous() if axis_aligned else None,
-        )  # fmt: skip
+        return LevelPair(mov_l, fix_l, matrix=matrix, grid_matrix=grid_matrix, grid_base=grid_base)
