@@ -139,6 +139,15 @@ def _write_csv(path: Path, rows: Mapping[str, list[dict[str, Any]]]) -> None:
             writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
 
 
+def _shown(path: Any) -> str:
+    """``path`` as written into results: relative to the working directory when inside it (no machine paths)."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)
+
+
 def compare_methods(
     pairs: str | os.PathLike,
     bundle: str | os.PathLike | None = None,
@@ -208,8 +217,8 @@ def compare_methods(
     results = {
         "description": __doc__.split("\n\n", 1)[1].replace("\n", " "),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else None,
-        "pairs_file": str(pairs),
-        "bundle": None if bundle is None else str(bundle),
+        "pairs_file": _shown(pairs),
+        "bundle": None if bundle is None else _shown(bundle),
         "methods": list(run),
         "skipped": skipped,
         "environment": {
