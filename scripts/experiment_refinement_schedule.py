@@ -205,6 +205,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "threads": args.threads,
         "schedules": schedules,
         "tolerance": TOLERANCE,
+        "error_ratio": ERROR_RATIO,
         "environment": {
             "date_start": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "cpu_model": bp._cpu_model(),
